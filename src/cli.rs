@@ -10,10 +10,14 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{Exit, ExitError};
-use crate::server::{Bug, DuplicatePolicy, ServerConfig, Seed};
+use crate::server::{Bug, DuplicatePolicy, Seed, ServerConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "reconnoiter", version, about = "Chaos and load testing harness for Socket.IO chat servers")]
+#[command(
+    name = "reconnoiter",
+    version,
+    about = "Chaos and load testing harness for Socket.IO chat servers"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -86,7 +90,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub queue_ttl: Duration,
     /// Secret that signs tokens; a fixed default keeps tokens valid across restarts.
-    #[arg(long, env = "RECONNOITER_SECRET", default_value = "reconnoiter-reference-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RECONNOITER_SECRET",
+        default_value = "reconnoiter-reference-secret",
+        hide_env_values = true
+    )]
     pub secret: String,
     /// What happens when a user opens a second connection.
     #[arg(long, value_enum, default_value_t = DuplicatePolicy::NotifyOld)]
@@ -110,6 +119,12 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn into_config(self) -> Result<ServerConfig> {
+        if self.secret.is_empty() {
+            return Err(ExitError::bad_input(
+                "--secret must not be empty: tokens are signed with it",
+            )
+            .into());
+        }
         if self.members > self.users && self.conversations > 0 {
             return Err(ExitError::bad_input(format!(
                 "--members {} is more than --users {}: a conversation cannot have more members than there are users",

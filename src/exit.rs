@@ -33,10 +33,16 @@ pub struct ExitError {
 
 impl ExitError {
     pub fn bad_input(message: impl Into<String>) -> Self {
-        ExitError { exit: Exit::BadInput, message: message.into() }
+        ExitError {
+            exit: Exit::BadInput,
+            message: message.into(),
+        }
     }
     pub fn harness(message: impl Into<String>) -> Self {
-        ExitError { exit: Exit::Harness, message: message.into() }
+        ExitError {
+            exit: Exit::Harness,
+            message: message.into(),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use reconnoiter::cli::Cli;
-use reconnoiter::exit::{code_for, Exit};
+use reconnoiter::exit::{Exit, code_for};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -10,7 +10,11 @@ fn main() {
         Err(e) => {
             // clap prints help/version to stdout and errors to stderr.
             let _ = e.print();
-            let code = if e.use_stderr() { Exit::BadInput } else { Exit::Pass };
+            let code = if e.use_stderr() {
+                Exit::BadInput
+            } else {
+                Exit::Pass
+            };
             std::process::exit(code.code());
         }
     };

@@ -1,12 +1,37 @@
 //! The embedded reference chat server: the default target, and the thing the
 //! harness's own tests break on purpose through [`Bug`] switches.
+//!
+//! - [`store`]: SQLite, everything durable.
+//! - [`auth`]: signed access and refresh tokens.
+//! - [`socket`]: Socket.IO handlers (auth, rooms, sends, presence).
+//! - [`http`]: REST (login, refresh, sync, conversations, health, admin).
+//! - [`seed`]: deterministic users and memberships.
 
+pub mod auth;
+pub mod http;
+pub mod seed;
+pub mod socket;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
+use serde_json::json;
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+
+use crate::exit::ExitError;
+use state::AppState;
+use store::Store;
+
 /// One deliberately broken guarantee, so a test can prove the checker sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
     /// Removed users can rejoin and keep receiving.
@@ -57,6 +82,92 @@ pub struct ServerConfig {
     pub bugs: Vec<Bug>,
 }
 
-pub fn run_blocking(_config: ServerConfig) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+/// A server that has opened its database and bound its port, not yet serving.
+/// Binding first lets `serve` report a bad --db or a busy port as one line
+/// before anything else, and lets callers learn the port picked for port 0.
+pub struct Server {
+    listener: TcpListener,
+    app: state::Shared,
+}
+
+impl Server {
+    pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        let mut store = Store::open(&config.db).map_err(|e| ExitError::bad_input(e.to_string()))?;
+        seed::apply(&mut store, &config.seed).context("seeding the database")?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            ExitError::bad_input(format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        Ok(Server {
+            listener,
+            app: AppState::new(config, store),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then tells every client
+    /// `server-shutdown`, closes their sockets and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (layer, io) = SocketIo::builder()
+            .with_state(self.app.clone())
+            // Broadcasts to a slow client must queue, not fail: a dropped
+            // broadcast on the correct server would read as message loss.
+            .max_buffer_size(65_536)
+            .build_layer();
+        socket::register(&io);
+        let router = http::routes(http::Ctx {
+            app: self.app.clone(),
+            io: io.clone(),
+        })
+        .layer(layer);
+        let closing_io = io.clone();
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = closing_io
+                    .emit("server-shutdown", &json!({ "reason": "shutdown" }))
+                    .await;
+                // Give the shutdown notices a moment to leave before the sockets close.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                closing_io.close().await;
+            })
+            .await
+            .context("serving")?;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `reconnoiter serve`: binds, prints `listening on ADDR` on stdout (the line
+/// a parent process waits for), serves until SIGTERM/Ctrl-C.
+pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        println!("listening on {}", server.local_addr());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        server.run(termination()).await
+    })
 }

@@ -1,0 +1,223 @@
+//! The Socket.IO side of the reference server: auth middleware, rooms,
+//! sends, presence and the duplicate-connection policy.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Data, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+
+use super::state::{AppState, Shared};
+use super::{Bug, DuplicatePolicy};
+
+/// The authenticated user of a socket, put there by the auth middleware.
+#[derive(Clone)]
+pub struct UserId(pub Arc<str>);
+
+/// Every socket of a user also sits in this room, so the server can reach
+/// all of a user's tabs (duplicate policy, removal) without its own registry.
+pub fn user_room(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// The CONNECT_ERROR message the guide's client matches on.
+#[derive(Debug)]
+pub struct AuthFailed;
+
+impl std::fmt::Display for AuthFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authentication failed")
+    }
+}
+
+pub fn register(io: &SocketIo) {
+    io.ns("/", on_connect.with(authenticate));
+}
+
+fn user_of(s: &SocketRef) -> Arc<str> {
+    s.extensions
+        .get::<UserId>()
+        .map(|u| u.0)
+        .unwrap_or_else(|| Arc::from(""))
+}
+
+async fn authenticate(
+    s: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(app): State<Shared>,
+) -> Result<(), AuthFailed> {
+    let token = auth
+        .ok()
+        .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned))
+        .ok_or(AuthFailed)?;
+    let user = app.authenticate(&token).map_err(|e| {
+        tracing::debug!(socket = %s.id, "refused connect: {e}");
+        AuthFailed
+    })?;
+    s.extensions.insert(UserId(user.into()));
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, io: SocketIo, State(app): State<Shared>) {
+    let user = user_of(&s);
+    let room = user_room(&user);
+    let others = io.to(room.clone()).sockets();
+    if !others.is_empty() && app.config.duplicate_policy != DuplicatePolicy::Allow {
+        for old in others.iter() {
+            let _ = old.emit(
+                "duplicate-connection",
+                &json!({ "message": "connected elsewhere", "socketId": s.id.to_string() }),
+            );
+            if app.config.duplicate_policy == DuplicatePolicy::DisconnectOld {
+                let _ = old.clone().disconnect();
+            }
+        }
+    }
+    s.join(room);
+    if others.is_empty() {
+        announce(&io, &app, &user, "online").await;
+    }
+    s.on("join-room", join_room);
+    s.on("leave-room", leave_room);
+    s.on("send-message", send_message);
+    s.on_disconnect(on_disconnect);
+}
+
+/// Presence: tells the user's conversations that they came or went.
+async fn announce(io: &SocketIo, app: &AppState, user: &str, status: &str) {
+    let conversations = app.store().conversations_of(user).unwrap_or_default();
+    let payload = json!({ "userId": user, "status": status, "at": super::store::iso_millis(AppState::now_ms()) });
+    for c in conversations {
+        let _ = io.to(c.id).emit("user:status", &payload).await;
+    }
+}
+
+async fn on_disconnect(
+    s: SocketRef,
+    io: SocketIo,
+    State(app): State<Shared>,
+    reason: DisconnectReason,
+) {
+    let user = user_of(&s);
+    tracing::debug!(socket = %s.id, %user, ?reason, "disconnected");
+    let still_here = io
+        .to(user_room(&user))
+        .sockets()
+        .iter()
+        .any(|o| o.id != s.id);
+    if !still_here && reason != DisconnectReason::ClosingServer {
+        announce(&io, &app, &user, "offline").await;
+    }
+}
+
+fn conversation_of(v: &Value) -> Option<String> {
+    v.get("conversationId").and_then(|c| match c {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn removed_answer(conversation: &str) -> Value {
+    json!({ "error": "You are no longer a participant of this conversation", "action": "removed", "conversationId": conversation })
+}
+
+async fn join_room(s: SocketRef, Data(v): Data<Value>, ack: AckSender, State(app): State<Shared>) {
+    let user = user_of(&s);
+    let Some(conversation) = conversation_of(&v) else {
+        let _ = ack.send(&json!({ "error": "conversationId is required" }));
+        return;
+    };
+    let _guard = app.lock_conversation(&conversation).await;
+    let member = app.bug(Bug::SkipMembershipCheck)
+        || matches!(app.store().membership(&conversation, &user), Ok(Some(_)));
+    if !member {
+        let _ = ack.send(&removed_answer(&conversation));
+        return;
+    }
+    s.join(conversation.clone());
+    let queued = app.take_queue(&user, &conversation).unwrap_or_else(|e| {
+        tracing::error!("offline queue of {user} in {conversation}: {e}");
+        Vec::new()
+    });
+    let _ = ack.send(&json!({ "success": true, "conversationId": conversation }));
+    for m in queued {
+        let _ = s.emit("message:new", &m);
+    }
+}
+
+async fn leave_room(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
+    if let Some(conversation) = conversation_of(&v) {
+        s.leave(conversation);
+        let _ = ack.send(&json!({ "success": true }));
+    } else {
+        let _ = ack.send(&json!({ "error": "conversationId is required" }));
+    }
+}
+
+async fn send_message(
+    s: SocketRef,
+    Data(v): Data<Value>,
+    ack: AckSender,
+    io: SocketIo,
+    State(app): State<Shared>,
+) {
+    let user = user_of(&s);
+    let temp_id = v.get("temp_id").and_then(Value::as_str);
+    let content = v.get("content").and_then(Value::as_str);
+    let (Some(conversation), Some(temp_id), Some(content)) =
+        (conversation_of(&v), temp_id, content)
+    else {
+        let _ = ack.send(&json!({ "error": "temp_id, conversationId and content are required" }));
+        return;
+    };
+    let _guard = app.lock_conversation(&conversation).await;
+    let member = app.bug(Bug::SkipMembershipCheck)
+        || matches!(app.store().membership(&conversation, &user), Ok(Some(_)));
+    if !member {
+        let _ = ack.send(&removed_answer(&conversation));
+        return;
+    }
+    if !app.bug(Bug::NoIdempotency) {
+        match app.store().find_by_temp_id(&user, temp_id) {
+            Ok(Some(m)) => {
+                let _ = ack.send(&json!({ "id": m.id, "seq": m.seq, "createdAt": m.created_at, "duplicate": true }));
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = ack.send(&json!({ "error": format!("storage failed: {e}") }));
+                return;
+            }
+        }
+    }
+    // Who is in the room now decides who gets it live and who gets it queued.
+    let in_room: HashSet<Arc<str>> = io
+        .to(conversation.clone())
+        .sockets()
+        .iter()
+        .map(user_of)
+        .collect();
+    let offline: Vec<String> = app
+        .store()
+        .participants(&conversation)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !in_room.contains(p.as_str()))
+        .collect();
+    let message = match app.store_message(&conversation, &user, temp_id, content, offline) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ack.send(&json!({ "error": format!("storage failed: {e}") }));
+            return;
+        }
+    };
+    if !app.drop_this_broadcast() {
+        let _ = io.to(conversation).emit("message:new", &message).await;
+    }
+    let _ =
+        ack.send(&json!({ "id": message.id, "seq": message.seq, "createdAt": message.created_at }));
+}
