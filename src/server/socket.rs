@@ -62,6 +62,12 @@ async fn authenticate(
 }
 
 async fn on_connect(s: SocketRef, io: SocketIo, State(app): State<Shared>) {
+    // Handlers first, before any await: socketioxide has already answered
+    // CONNECT, and an event that arrives before its handler is dropped.
+    s.on("join-room", join_room);
+    s.on("leave-room", leave_room);
+    s.on("send-message", send_message);
+    s.on_disconnect(on_disconnect);
     let user = user_of(&s);
     let room = user_room(&user);
     let others = io.to(room.clone()).sockets();
@@ -80,10 +86,6 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(app): State<Shared>) {
     if others.is_empty() {
         announce(&io, &app, &user, "online").await;
     }
-    s.on("join-room", join_room);
-    s.on("leave-room", leave_room);
-    s.on("send-message", send_message);
-    s.on_disconnect(on_disconnect);
 }
 
 /// Presence: tells the user's conversations that they came or went.
