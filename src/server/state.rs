@@ -13,6 +13,10 @@ use super::{Bug, ServerConfig};
 
 pub type Shared = Arc<AppState>;
 
+/// (user, conversation) → (message row id, enqueued at ms): the offline
+/// queue as `volatile-queue` keeps it, in memory only.
+type VolatileQueue = HashMap<(String, String), Vec<(i64, i64)>>;
+
 /// Sends and joins in one conversation are serialised through one of these
 /// stripes, so `seq` order is broadcast order and a join cannot slip between
 /// storing a message and deciding who was offline for it.
@@ -24,7 +28,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub config: ServerConfig,
     /// The offline queue when the `volatile-queue` bug is on: (user, conversation) → row ids.
-    volatile_queue: Mutex<HashMap<(String, String), Vec<(i64, i64)>>>,
+    volatile_queue: Mutex<VolatileQueue>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     /// Seeded, so `drop-under-load` drops the same broadcasts for the same seed and order.
     rng: Mutex<StdRng>,

@@ -156,14 +156,14 @@ pub struct RawClient {
 }
 
 pub enum Connected {
-    Ok(RawClient),
+    Ok(Box<RawClient>),
     Refused(Value),
 }
 
 impl Connected {
     pub fn unwrap(self) -> RawClient {
         match self {
-            Connected::Ok(c) => c,
+            Connected::Ok(c) => *c,
             Connected::Refused(v) => panic!("connect refused: {v}"),
         }
     }
@@ -193,7 +193,7 @@ impl RawClient {
                     acks: Default::default(),
                     closed_by_server: false,
                 };
-                return Connected::Ok(c);
+                return Connected::Ok(Box::new(c));
             } else if let Some(body) = t.strip_prefix("44") {
                 return Connected::Refused(serde_json::from_str(body).unwrap());
             } else if t == "2" {
