@@ -176,9 +176,36 @@ pub fn execute(cli: Cli) -> Result<Exit> {
         }
         Command::Run(_) => not_built("run", 3),
         Command::Proxy(_) => not_built("proxy", 4),
-        Command::Validate(_) => not_built("validate", 3),
+        Command::Validate(args) => validate(&args),
         Command::Report(_) => not_built("report", 5),
     }
+}
+
+/// `reconnoiter validate`: every file is checked, every error printed.
+fn validate(args: &ValidateArgs) -> Result<Exit> {
+    let mut failed = 0;
+    for path in &args.scenarios {
+        match crate::scenario::load(path) {
+            Ok(plan) => println!(
+                "ok: {} ({} users in {} conversations of {}, {:?} of chat, target {})",
+                path.display(),
+                plan.users.count,
+                plan.users.conversations,
+                plan.users.members,
+                plan.duration,
+                plan.target.url.as_deref().unwrap_or("embedded")
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        Exit::Pass
+    } else {
+        Exit::BadInput
+    })
 }
 
 fn not_built(what: &str, issue: u32) -> Result<Exit> {

@@ -6,10 +6,12 @@
 //!
 //! - [`cli`]: the command line, turned into one [`cli::Command`] before any work.
 //! - [`sio`]: our own Engine.IO v4 / Socket.IO v5 client over WebSocket.
+//! - [`scenario`]: scenario files, validated into a [`scenario::Plan`].
 //! - [`server`]: the embedded reference chat server and its bug switches.
 //! - [`exit`]: the exit codes CI pipelines gate on.
 
 pub mod cli;
 pub mod exit;
+pub mod scenario;
 pub mod server;
 pub mod sio;

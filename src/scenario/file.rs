@@ -1,0 +1,153 @@
+//! The scenario file as written: serde types that refuse unknown keys, so a
+//! typo is an error with a position rather than a silently ignored setting.
+//! Fields that other fields constrain are `Spanned`, so a cross-field error
+//! can still point at the value that is wrong.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::{Attempts, Dur, DurRange, Rate};
+use crate::server::Bug;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    #[serde(default)]
+    pub run: RunSection,
+    #[serde(default)]
+    pub target: TargetSection,
+    pub users: Spanned<UsersSection>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    pub name: Option<String>,
+    /// How long users chat after the ramp.
+    pub duration: Option<Spanned<Dur>>,
+    /// How fast users connect, e.g. "500/s".
+    pub ramp: Option<Rate>,
+    /// The bound on waiting for outboxes and in-flight messages at the end.
+    pub drain: Option<Dur>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// An external server. Without it the embedded reference server is started.
+    pub url: Option<Spanned<String>>,
+    /// Embedded server only: access token lifetime.
+    pub token_ttl: Option<Spanned<Dur>>,
+    /// Embedded server only: bug switches to turn on.
+    pub bugs: Option<Spanned<Vec<Bug>>>,
+    pub namespace: Option<String>,
+    /// The Engine.IO path, "/socket.io/" by default.
+    pub path: Option<String>,
+    #[serde(default)]
+    pub events: EventNames,
+    #[serde(default)]
+    pub api: ApiPaths,
+}
+
+/// Event names of the default protocol (DESIGN.md), each overridable.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventNames {
+    pub join: String,
+    pub leave: String,
+    pub send: String,
+    pub message: String,
+    pub duplicate_connection: String,
+    pub server_shutdown: String,
+}
+
+impl Default for EventNames {
+    fn default() -> Self {
+        EventNames {
+            join: "join-room".into(),
+            leave: "leave-room".into(),
+            send: "send-message".into(),
+            message: "message:new".into(),
+            duplicate_connection: "duplicate-connection".into(),
+            server_shutdown: "server-shutdown".into(),
+        }
+    }
+}
+
+/// REST paths of the default protocol, each overridable.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiPaths {
+    pub login: String,
+    pub refresh: String,
+    pub messages: String,
+    pub conversations: String,
+    pub health: String,
+}
+
+impl Default for ApiPaths {
+    fn default() -> Self {
+        ApiPaths {
+            login: "/api/auth/login".into(),
+            refresh: "/api/auth/refresh".into(),
+            messages: "/api/messages".into(),
+            conversations: "/api/conversations".into(),
+            health: "/health".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersSection {
+    pub count: Spanned<u32>,
+    /// Conversations the embedded server is seeded with.
+    pub conversations: Option<Spanned<u32>>,
+    /// Members per conversation.
+    pub members: Option<Spanned<u32>>,
+    /// Messages each user sends, e.g. "1/5s". Omit for users that only listen.
+    pub send_rate: Option<Rate>,
+    /// An extra random pause added before each send, e.g. "0s..2s".
+    pub think_time: Option<DurRange>,
+    /// Bytes of content per message.
+    pub message_size: Option<Spanned<u32>>,
+    /// What a user resends after a reconnect: the same temp_id or a new one.
+    pub resend: Option<Resend>,
+    /// How a user fetches what it missed after a reconnect.
+    pub sync: Option<SyncMode>,
+    pub ack_timeout: Option<Dur>,
+    #[serde(default)]
+    pub reconnection: ReconnectionSection,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resend {
+    /// Resend with the original temp_id, so an idempotent server stores it once.
+    SameTempId,
+    /// Resend with a fresh temp_id, as the guide's manager does.
+    NewTempId,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// `GET messages?since=` over REST after every rejoin (the guide's way).
+    Rest,
+    /// Rely on the server's own replay (offline queue, connection-state recovery).
+    None,
+}
+
+/// socket.io-client's Manager options, with its defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectionSection {
+    pub enabled: Option<bool>,
+    pub attempts: Option<Attempts>,
+    pub delay: Option<Spanned<Dur>>,
+    pub delay_max: Option<Spanned<Dur>>,
+    pub randomization_factor: Option<Spanned<f64>>,
+    /// Per connection attempt.
+    pub timeout: Option<Dur>,
+}

@@ -1,0 +1,386 @@
+//! The resolved scenario: every default filled in, every cross-field rule
+//! checked. A `Plan` is what `run` executes; nothing downstream re-validates.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use toml::Spanned;
+
+use super::error::ScenarioError;
+use super::file::{ApiPaths, EventNames, Resend, ScenarioFile, SyncMode};
+use crate::server::Bug;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub source: PathBuf,
+    pub seed: u64,
+    /// How long users chat once the ramp is done.
+    pub duration: Duration,
+    /// Users connected per second during the ramp.
+    pub ramp_per_sec: f64,
+    /// The bound on the final drain.
+    pub drain: Duration,
+    pub target: TargetPlan,
+    pub users: UsersPlan,
+    pub reconnection: ReconnectPolicy,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetPlan {
+    /// None: start the embedded reference server.
+    pub url: Option<String>,
+    pub token_ttl: Option<Duration>,
+    pub bugs: Vec<Bug>,
+    pub namespace: String,
+    pub path: String,
+    pub events: EventNamesPlan,
+    pub api: ApiPathsPlan,
+}
+
+/// Serializable mirrors of the file's name tables (kept apart so the file
+/// model stays a pure description of the syntax).
+pub type EventNamesPlan = EventNames;
+pub type ApiPathsPlan = ApiPaths;
+
+impl Serialize for EventNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(6))?;
+        m.serialize_entry("join", &self.join)?;
+        m.serialize_entry("leave", &self.leave)?;
+        m.serialize_entry("send", &self.send)?;
+        m.serialize_entry("message", &self.message)?;
+        m.serialize_entry("duplicate_connection", &self.duplicate_connection)?;
+        m.serialize_entry("server_shutdown", &self.server_shutdown)?;
+        m.end()
+    }
+}
+
+impl Serialize for ApiPaths {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("login", &self.login)?;
+        m.serialize_entry("refresh", &self.refresh)?;
+        m.serialize_entry("messages", &self.messages)?;
+        m.serialize_entry("conversations", &self.conversations)?;
+        m.serialize_entry("health", &self.health)?;
+        m.end()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsersPlan {
+    pub count: u32,
+    pub conversations: u32,
+    pub members: u32,
+    /// Mean time between a user's sends; None for users that only listen.
+    pub send_interval: Option<Duration>,
+    pub think_time: (Duration, Duration),
+    pub message_size: u32,
+    pub resend: Resend,
+    pub sync: SyncMode,
+    pub ack_timeout: Duration,
+}
+
+/// socket.io-client's Manager reconnection options.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ReconnectPolicy {
+    pub enabled: bool,
+    /// None: try forever (socket.io-client's default, Infinity).
+    pub attempts: Option<u32>,
+    pub delay: Duration,
+    pub delay_max: Duration,
+    pub randomization_factor: f64,
+    /// Per connection attempt (the Manager's `timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    /// socket.io-client 4's defaults.
+    fn default() -> Self {
+        ReconnectPolicy {
+            enabled: true,
+            attempts: None,
+            delay: Duration::from_millis(1000),
+            delay_max: Duration::from_millis(5000),
+            randomization_factor: 0.5,
+            timeout: Duration::from_millis(20_000),
+        }
+    }
+}
+
+/// Checks the cross-field rules and fills in defaults.
+pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, ScenarioError> {
+    let err = |span: Range<usize>, msg: String, fix: String| {
+        ScenarioError::at(path, text, Some(span), msg).with_fix(fix)
+    };
+    let users_span = file.users.span();
+    let users = file.users.into_inner();
+
+    let count = *users.count.get_ref();
+    if count == 0 {
+        return Err(err(
+            users.count.span(),
+            "users.count must be at least 1".into(),
+            "set count = 1 or more".into(),
+        ));
+    }
+    let members = users
+        .members
+        .as_ref()
+        .map(|m| *m.get_ref())
+        .unwrap_or(count.min(10));
+    if let Some(m) = &users.members {
+        if members > count {
+            return Err(err(
+                m.span(),
+                format!("users.members is {members}, more than users.count ({count})"),
+                format!("set members to at most {count}, or raise count"),
+            ));
+        }
+        if members == 0 {
+            return Err(err(
+                m.span(),
+                "users.members must be at least 1".into(),
+                "set members = 1 or more".into(),
+            ));
+        }
+    }
+    let conversations = match &users.conversations {
+        Some(c) if *c.get_ref() == 0 => {
+            return Err(err(
+                c.span(),
+                "users.conversations must be at least 1".into(),
+                "set conversations = 1 or more".into(),
+            ));
+        }
+        Some(c) => *c.get_ref(),
+        None => count.div_ceil(10),
+    };
+    let message_size = users
+        .message_size
+        .as_ref()
+        .map(|m| *m.get_ref())
+        .unwrap_or(64);
+    if let Some(m) = &users.message_size
+        && !(1..=1_000_000).contains(&message_size)
+    {
+        return Err(err(
+            m.span(),
+            format!("users.message_size {message_size} is out of range"),
+            "use 1 to 1000000 bytes".into(),
+        ));
+    }
+
+    let duration = file
+        .run
+        .duration
+        .as_ref()
+        .map(|d| d.get_ref().0)
+        .unwrap_or(Duration::from_secs(30));
+    if let Some(d) = &file.run.duration
+        && d.get_ref().0.is_zero()
+    {
+        return Err(err(
+            d.span(),
+            "run.duration must be more than zero".into(),
+            "write e.g. duration = \"30s\"".into(),
+        ));
+    }
+
+    let reconnection = resolve_reconnection(path, text, &users.reconnection)?;
+    let target = resolve_target(path, text, file.target)?;
+    let _ = users_span;
+
+    Ok(Plan {
+        name: file.run.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into())
+        }),
+        source: path.to_owned(),
+        seed: file.run.seed.unwrap_or(1),
+        duration,
+        ramp_per_sec: file.run.ramp.map(|r| r.0).unwrap_or(1000.0),
+        drain: file
+            .run
+            .drain
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(30)),
+        target,
+        users: UsersPlan {
+            count,
+            conversations,
+            members,
+            send_interval: users.send_rate.map(|r| r.interval()),
+            think_time: users
+                .think_time
+                .map(|t| (t.low, t.high))
+                .unwrap_or_default(),
+            message_size,
+            resend: users.resend.unwrap_or(Resend::SameTempId),
+            sync: users.sync.unwrap_or(SyncMode::Rest),
+            ack_timeout: users
+                .ack_timeout
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(10)),
+        },
+        reconnection,
+    })
+}
+
+fn resolve_reconnection(
+    path: &Path,
+    text: &str,
+    r: &super::file::ReconnectionSection,
+) -> Result<ReconnectPolicy, ScenarioError> {
+    let d = ReconnectPolicy::default();
+    let get = |v: &Option<Spanned<super::units::Dur>>, default: Duration| {
+        v.as_ref().map(|s| s.get_ref().0).unwrap_or(default)
+    };
+    let policy = ReconnectPolicy {
+        enabled: r.enabled.unwrap_or(d.enabled),
+        attempts: r.attempts.map(|a| a.0).unwrap_or(d.attempts),
+        delay: get(&r.delay, d.delay),
+        delay_max: get(&r.delay_max, d.delay_max),
+        randomization_factor: r
+            .randomization_factor
+            .as_ref()
+            .map(|f| *f.get_ref())
+            .unwrap_or(d.randomization_factor),
+        timeout: r.timeout.map(|t| t.0).unwrap_or(d.timeout),
+    };
+    if let Some(f) = &r.randomization_factor
+        && !(0.0..=1.0).contains(f.get_ref())
+    {
+        return Err(ScenarioError::at(
+            path,
+            text,
+            Some(f.span()),
+            format!("randomization_factor {} is outside 0..1", f.get_ref()),
+        )
+        .with_fix("socket.io-client takes a factor between 0 and 1 (default 0.5)"));
+    }
+    if policy.delay_max < policy.delay {
+        let span = r.delay_max.as_ref().or(r.delay.as_ref()).map(|s| s.span());
+        return Err(ScenarioError::at(
+            path,
+            text,
+            span,
+            format!(
+                "reconnection.delay_max ({:?}) is less than delay ({:?})",
+                policy.delay_max, policy.delay
+            ),
+        )
+        .with_fix("delay_max caps the backoff, so it must be at least delay"));
+    }
+    Ok(policy)
+}
+
+fn resolve_target(
+    path: &Path,
+    text: &str,
+    t: super::file::TargetSection,
+) -> Result<TargetPlan, ScenarioError> {
+    let url = match t.url {
+        Some(u) => {
+            let s = u.get_ref().trim_end_matches('/').to_string();
+            if !(s.starts_with("http://") || s.starts_with("https://"))
+                || s.len() <= "http://".len()
+            {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(u.span()),
+                    format!("target.url {:?} is not an http(s) URL", u.get_ref()),
+                )
+                .with_fix("write the server's base URL, e.g. url = \"http://127.0.0.1:3000\""));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    if url.is_some() {
+        if let Some(ttl) = &t.token_ttl {
+            return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to the embedded server")
+                .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server"));
+        }
+        if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
+            return Err(ScenarioError::at(
+                path,
+                text,
+                Some(bugs.span()),
+                "target.bugs only applies to the embedded server",
+            )
+            .with_fix("remove bugs, or remove url to use the embedded server"));
+        }
+    }
+    Ok(TargetPlan {
+        url,
+        token_ttl: t.token_ttl.map(|d| d.into_inner().0),
+        bugs: t.bugs.map(Spanned::into_inner).unwrap_or_default(),
+        namespace: t.namespace.unwrap_or_else(|| "/".into()),
+        path: t.path.unwrap_or_else(|| "/socket.io/".into()),
+        events: t.events,
+        api: t.api,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+
+    fn p(text: &str) -> Result<Plan, ScenarioError> {
+        parse(Path::new("s.toml"), text)
+    }
+
+    #[test]
+    fn defaults_follow_socket_io_client() {
+        let plan = p("[users]\ncount = 50\n").unwrap();
+        assert_eq!(plan.reconnection, ReconnectPolicy::default());
+        assert_eq!((plan.users.conversations, plan.users.members), (5, 10));
+        assert_eq!(plan.name, "s");
+        assert!(plan.target.url.is_none());
+        assert_eq!(plan.target.events.send, "send-message");
+    }
+
+    #[test]
+    fn errors_point_at_the_value_and_say_the_fix() {
+        let e = p("[users]\ncount = 5\nmembers = 9\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 11));
+        assert!(e.message.contains("more than users.count (5)"), "{e}");
+        assert!(e.fix.as_deref().unwrap().contains("at most 5"));
+
+        let e = p("[users]\ncount = 5\nsend_rate = \"fast\"\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 13), "{e}");
+        assert!(e.message.contains("\"2/s\""), "{e}");
+
+        let e = p("[users]\ncount = 5\ncolour = 1\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown field `colour`"), "{e}");
+
+        let e = p("[run]\nduration = \"30s\"\n").unwrap_err();
+        assert!(e.to_string().contains("[users]"), "{e}");
+
+        let e =
+            p("[target]\nurl = \"http://x:1\"\nbugs = [\"volatile-queue\"]\n[users]\ncount = 1\n")
+                .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+
+        let e =
+            p("[users]\ncount = 1\n[users.reconnection]\ndelay = \"10s\"\ndelay_max = \"1s\"\n")
+                .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+
+        let e = p("[target]\nbugs = [\"nope\"]\n[users]\ncount = 1\n").unwrap_err();
+        assert!(
+            e.message.contains("volatile-queue"),
+            "lists the known bugs: {e}"
+        );
+    }
+}
