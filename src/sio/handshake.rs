@@ -291,7 +291,7 @@ fn ws_url(url: &str, path: &str) -> Result<(String, u16, String), ConnectError> 
         .or_else(|| url.strip_prefix("ws://"))
         .ok_or_else(|| bad("expected http:// or ws:// (TLS is not supported)"))?;
     let authority = rest.split('/').next().unwrap_or_default();
-    if rest[authority.len()..].trim_matches('/').len() > 0 {
+    if !rest[authority.len()..].trim_matches('/').is_empty() {
         // socket.io-client reads a URL path as a namespace; we take the
         // namespace from the options only, so refuse the ambiguity.
         return Err(bad(
