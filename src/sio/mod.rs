@@ -12,7 +12,8 @@
 //! - [`engine`]: Engine.IO packet codec (open/close/ping/pong/message…).
 //! - [`packet`]: Socket.IO packet codec and binary attachment assembly.
 //! - [`handshake`]: [`connect`]: TCP → WebSocket → Engine.IO open →
-//!   Socket.IO CONNECT, each phase timed, typed errors per phase.
+//!   Socket.IO CONNECT, each phase timed.
+//! - [`error`]: [`ConnectError`], one variant per way an attempt fails.
 //! - [`conn`]: the one task per connection that owns the socket.
 //! - [`client`]: the cheap-to-clone [`Client`] handle and what it reports.
 //!
@@ -22,6 +23,7 @@
 pub mod client;
 mod conn;
 pub mod engine;
+pub mod error;
 pub mod handshake;
 pub mod packet;
 
@@ -30,9 +32,8 @@ mod tests;
 
 pub use client::{AckError, Client, CloseReason, Incoming, Recovery, SendError};
 pub use engine::{EnginePacket, OpenPacket};
-pub use handshake::{
-    ConnectError, ConnectInfo, ConnectOptions, Connection, Phase, PhaseTimings, connect,
-};
+pub use error::{ConnectError, Phase};
+pub use handshake::{ConnectInfo, ConnectOptions, Connection, PhaseTimings, connect};
 pub use packet::{BinaryAssembler, BinaryPacket, Packet, PacketType};
 
 /// A packet that could not be decoded; carries a human-readable reason.

@@ -403,3 +403,36 @@ async fn bad_open_packet_is_an_open_error() {
     let err = connect(&url, &opts(2000)).await.unwrap_err();
     assert!(matches!(err, ConnectError::Open(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_stalled_harness_does_not_blame_the_server() {
+    // The server runs on its own thread and runtime and keeps pinging every
+    // 50 ms (deadline 150 ms), while this runtime is blocked for 400 ms.
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let url = fake(|mut ws| async move {
+                handshake(&mut ws, (100, 50), r#"40{"sid":"s"}"#).await;
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if ws.send(Message::text("2")).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+            url_tx.send(url).unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+    });
+    let url = url_rx.recv().unwrap();
+    let mut c = connect(&url, &opts(2000)).await.unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        c.incoming.try_recv().is_err(),
+        "pings that arrived during the stall must count"
+    );
+    assert!(!c.client.is_closed());
+}
