@@ -116,9 +116,12 @@ pub(crate) struct Shared {
     pub(crate) pid: Option<String>,
     /// Last recovery offset seen; only written when `pid` is set.
     pub(crate) offset: Mutex<Option<String>>,
+    /// `Client::disconnect` asks here; a stored permit means no request is lost.
+    pub(crate) close: tokio::sync::Notify,
 }
 
-/// Handle to one connection; clone freely.
+/// Handle to one connection; clone freely. Dropping the last clone
+/// disconnects (there is no one left to send).
 #[derive(Debug, Clone)]
 pub struct Client {
     pub(crate) commands: mpsc::Sender<Command>,
@@ -200,12 +203,12 @@ impl Client {
     }
 
     /// Leave the namespace (`41`), close the socket, and wait until the
-    /// connection task ended. A no-op when already closed.
+    /// connection task ended (its `Closed` is then in the incoming stream).
+    /// Jumps the queue of pending emits; takes at most about a second even
+    /// when the peer is blackholed. A no-op when already closed.
     pub async fn disconnect(&self) {
-        let (done, finished) = oneshot::channel();
-        if self.send(Command::Disconnect { done }).await.is_ok() {
-            let _ = finished.await;
-        }
+        self.shared.close.notify_one();
+        self.commands.closed().await;
     }
 
     async fn send(&self, command: Command) -> Result<(), SendError> {

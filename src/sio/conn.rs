@@ -46,8 +46,6 @@ pub(crate) enum Command {
     },
     /// Answer a server EVENT's ack request; `payload` is the JSON array.
     Ack { id: u64, payload: String },
-    /// Send `41`, close the socket, then signal `done`.
-    Disconnect { done: oneshot::Sender<()> },
 }
 
 /// What the handshake hands over.
@@ -71,6 +69,7 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, mpsc::UnboundedReceiver<In
         namespace: setup.namespace,
         pid: setup.pid,
         offset: Mutex::new(None),
+        close: tokio::sync::Notify::new(),
     });
     let (sink, stream) = ws.split();
     let conn = Conn {
@@ -114,7 +113,6 @@ impl Conn {
         // tungstenite queues its own replies (WebSocket pong, close) and
         // needs a flush to send them.
         let mut dirty = false;
-        let mut done_signal = None;
 
         let reason = loop {
             tokio::select! {
@@ -128,6 +126,8 @@ impl Conn {
                         Err(reason) => break reason,
                     }
                 }
+                // Not a command: it must overtake emits stuck behind a full outbox.
+                () = self.shared.close.notified() => break self.close_gracefully().await,
                 res = Flush { sink: &mut self.sink, outbox: &mut self.outbox },
                     if dirty || !self.outbox.is_empty() =>
                 {
@@ -147,10 +147,6 @@ impl Conn {
                     }
                 }
                 command = commands.recv(), if self.outbox.len() < OUTBOX_LIMIT => match command {
-                    Some(Command::Disconnect { done }) => {
-                        done_signal = Some(done);
-                        break self.close_gracefully().await;
-                    }
                     Some(command) => self.on_command(command),
                     // Every handle dropped: nobody can use this connection.
                     None => break self.close_gracefully().await,
@@ -162,10 +158,8 @@ impl Conn {
         // Dropping `pending` wakes every waiting emit_with_ack with Disconnected.
         self.pending.clear();
         let _ = self.incoming.send(Incoming::Closed(reason));
+        // Dropping the receiver is what `Client::disconnect` waits for.
         drop(commands);
-        if let Some(done) = done_signal {
-            let _ = done.send(());
-        }
     }
 
     /// Handle every frame that is readable right now, without waiting.
@@ -302,7 +296,6 @@ impl Conn {
                 self.outbox.push_back(Message::text(text));
                 return;
             }
-            Command::Disconnect { .. } => unreachable!("handled by the loop"),
         };
         let text = self.frame(PacketType::Event, id, &payload);
         self.outbox.push_back(Message::text(text));

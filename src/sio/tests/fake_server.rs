@@ -436,3 +436,45 @@ async fn a_stalled_harness_does_not_blame_the_server() {
     );
     assert!(!c.client.is_closed());
 }
+
+#[tokio::test]
+async fn disconnect_overtakes_emits_stuck_behind_a_blackhole() {
+    // The server stops reading after the handshake: the socket fills up.
+    let url = fake(|mut ws| async move {
+        handshake(&mut ws, (25000, 20000), r#"40{"sid":"s"}"#).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    })
+    .await;
+    let mut c = connect(&url, &opts(2000)).await.unwrap();
+    let client = c.client.clone();
+    let big = json!("x".repeat(64 * 1024));
+    let flood = tokio::spawn(async move {
+        for _ in 0..2000 {
+            if client.emit("big", &big).await.is_err() {
+                return;
+            }
+        }
+        panic!("2000 × 64 KiB were never meant to fit into socket buffers");
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !flood.is_finished(),
+        "emit should be blocked by backpressure"
+    );
+    let started = Instant::now();
+    c.client.disconnect().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        closed(&mut c.incoming, 1).await,
+        CloseReason::ClientDisconnect
+    );
+    // The blocked emit fails instead of hanging.
+    tokio::time::timeout(Duration::from_secs(2), flood)
+        .await
+        .unwrap()
+        .unwrap();
+}
