@@ -14,7 +14,7 @@
 //! - [`handshake`]: [`connect`]: TCP → WebSocket → Engine.IO open →
 //!   Socket.IO CONNECT, each phase timed.
 //! - [`error`]: [`ConnectError`], one variant per way an attempt fails.
-//! - [`conn`]: the one task per connection that owns the socket.
+//! - `conn`: the one task per connection that owns the socket.
 //! - [`client`]: the cheap-to-clone [`Client`] handle and what it reports.
 //!
 //! It is a protocol layer only: no chat events, no reconnection policy (the
