@@ -58,16 +58,18 @@ async fn authenticate(
         AuthFailed
     })?;
     s.extensions.insert(UserId(user.into()));
-    Ok(())
-}
-
-async fn on_connect(s: SocketRef, io: SocketIo, State(app): State<Shared>) {
-    // Handlers first, before any await: socketioxide has already answered
-    // CONNECT, and an event that arrives before its handler is dropped.
+    // Handlers are registered here, not in `on_connect`: socketioxide sends
+    // the CONNECT answer and then *spawns* the connect handler, so an event
+    // the client sends right after CONNECT could beat a registration made
+    // there and be dropped. The middleware completes before CONNECT is sent.
     s.on("join-room", join_room);
     s.on("leave-room", leave_room);
     s.on("send-message", send_message);
     s.on_disconnect(on_disconnect);
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, io: SocketIo, State(app): State<Shared>) {
     let user = user_of(&s);
     let room = user_room(&user);
     let others = io.to(room.clone()).sockets();
