@@ -45,6 +45,16 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
+    /// An external server's base URL (overrides the scenario's [target] url);
+    /// without either, the embedded reference server is started.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Where the run's folder is written.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// No progress lines while the run goes.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,11 +184,44 @@ pub fn execute(cli: Cli) -> Result<Exit> {
             crate::server::run_blocking(config)?;
             Ok(Exit::Pass)
         }
-        Command::Run(_) => not_built("run", 3),
+        Command::Run(args) => run(args),
         Command::Proxy(_) => not_built("proxy", 4),
         Command::Validate(args) => validate(&args),
         Command::Report(_) => not_built("report", 5),
     }
+}
+
+/// `reconnoiter run`: the first Ctrl-C stops the users and still writes what
+/// was recorded (marked interrupted); a second one exits at once.
+fn run(args: RunArgs) -> Result<Exit> {
+    let plan =
+        crate::scenario::load(&args.scenario).map_err(|e| ExitError::bad_input(e.to_string()))?;
+    let opts = crate::run::RunOptions {
+        target_url: args.target,
+        reports_dir: args.reports,
+        server_binary: std::env::current_exe()?,
+        quiet: args.quiet,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping the users and writing what was recorded (Ctrl-C again to quit at once)");
+                let _ = tx.send(());
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let outcome = crate::run::run(plan, opts, async move {
+            let _ = rx.await;
+        })
+        .await?;
+        println!("{}", outcome.summary.render());
+        println!("report: {}", outcome.dir.display());
+        Ok(outcome.exit)
+    })
 }
 
 /// `reconnoiter validate`: every file is checked, every error printed.

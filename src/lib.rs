@@ -6,12 +6,22 @@
 //!
 //! - [`cli`]: the command line, turned into one [`cli::Command`] before any work.
 //! - [`sio`]: our own Engine.IO v4 / Socket.IO v5 client over WebSocket.
+//! - [`history`]: the append-only record of what every user saw and did.
+//! - [`run`]: a plan executed: target, ramp, chat, drain, stop.
+//! - [`report`]: what a run writes (summary.json).
 //! - [`scenario`]: scenario files, validated into a [`scenario::Plan`].
 //! - [`server`]: the embedded reference chat server and its bug switches.
+//! - [`user`]: one simulated user (reconnection schedule, recovery) and its counters.
+//! - [`target`]: the system under test: REST calls, the managed server process.
 //! - [`exit`]: the exit codes CI pipelines gate on.
 
 pub mod cli;
 pub mod exit;
+pub mod history;
+pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod server;
 pub mod sio;
+pub mod target;
+pub mod user;

@@ -1,0 +1,194 @@
+//! Event types. Every step of a simulated user is one of these.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the meaning of a field changes, so that an older history
+/// is refused with a clear message instead of misread.
+pub const HISTORY_VERSION: u32 = 1;
+
+/// The first line of a history file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub history_version: u32,
+    pub run_id: String,
+    pub scenario: String,
+    pub seed: u64,
+    /// Wall-clock time (ms since the epoch) at t = 0, for correlating with
+    /// server logs; all event times are monotonic offsets from it.
+    pub started_at_ms: i64,
+    pub users: u32,
+    pub reconnoiter_version: String,
+}
+
+/// One timestamped fact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Microseconds since the run started (monotonic clock).
+    pub t: u64,
+    /// The user index (u{user} on the server); the harness itself is `u32::MAX`.
+    pub u: u32,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// How a message reached a user.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A live `message:new` broadcast (including the server's queued replay).
+    Live,
+    /// Fetched over REST after a reconnect.
+    Sync,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The run's phase changed (ramp, chat, drain, stop).
+    Phase {
+        name: String,
+    },
+    LoggedIn {
+        expires_at_ms: i64,
+    },
+    LoginFailed {
+        error: String,
+    },
+    TokenRefreshed {
+        expires_at_ms: i64,
+    },
+    TokenRefreshFailed {
+        error: String,
+    },
+    /// A connection attempt starts; `scheduled` is when the schedule wanted it (µs).
+    Connecting {
+        attempt: u32,
+        scheduled: u64,
+    },
+    /// Handshake done; phase durations in µs.
+    Connected {
+        attempt: u32,
+        sid: String,
+        tcp: u64,
+        upgrade: u64,
+        open: u64,
+        connect: u64,
+        recovered: bool,
+    },
+    ConnectFailed {
+        attempt: u32,
+        error: String,
+        refused: bool,
+    },
+    /// The transport was lost or closed; `reason` is socket.io-client's name.
+    Disconnected {
+        reason: String,
+    },
+    /// Every attempt is used up; the user stays offline.
+    ReconnectFailed {
+        attempts: u32,
+    },
+    Joined {
+        conversation: String,
+    },
+    JoinRefused {
+        conversation: String,
+        action: String,
+    },
+    JoinFailed {
+        conversation: String,
+        error: String,
+    },
+    /// A message was created (into the outbox).
+    Sent {
+        temp_id: String,
+        conversation: String,
+    },
+    /// An outbox message went on the wire; `resend` after a reconnect.
+    Emitted {
+        temp_id: String,
+        conversation: String,
+        resend: bool,
+    },
+    /// A resend under a new temp_id replaced an old one (`resend = "new-temp-id"`).
+    Renamed {
+        old_temp_id: String,
+        temp_id: String,
+    },
+    Acked {
+        temp_id: String,
+        conversation: String,
+        id: String,
+        seq: Option<i64>,
+    },
+    /// The server answered the send with an error (`action` set when removed).
+    Rejected {
+        temp_id: String,
+        conversation: String,
+        error: String,
+        action: Option<String>,
+    },
+    AckTimeout {
+        temp_id: String,
+    },
+    Delivered {
+        id: String,
+        temp_id: Option<String>,
+        conversation: String,
+        sender: String,
+        seq: Option<i64>,
+        via: Via,
+        /// The user had already seen this id.
+        dup: bool,
+    },
+    SyncDone {
+        conversation: String,
+        fetched: u32,
+        new: u32,
+    },
+    SyncFailed {
+        conversation: String,
+        error: String,
+    },
+    /// Rooms rejoined, missed messages synced, outbox flushed.
+    Recovered {
+        rejoined: u32,
+        synced: u32,
+        resent: u32,
+    },
+    /// A server event the user noticed: duplicate-connection, server-shutdown, user:status...
+    Notice {
+        name: String,
+    },
+    /// What was still in the outbox when the user stopped.
+    Stranded {
+        temp_id: String,
+        conversation: String,
+    },
+    Stopped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_flat_json_object_per_event() {
+        let e = Event {
+            t: 12,
+            u: 3,
+            kind: EventKind::Acked {
+                temp_id: "3-1".into(),
+                conversation: "c0".into(),
+                id: "m9".into(),
+                seq: Some(4),
+            },
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"t":12,"u":3,"ev":"acked","temp_id":"3-1","conversation":"c0","id":"m9","seq":4}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+    }
+}

@@ -1,0 +1,144 @@
+//! The recorder: users hand events to a channel; one writer thread owns the
+//! file. A blocking thread, not a task, because a slow disk must never stall
+//! the async workers that answer pings.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::event::{Event, EventKind, Header};
+
+/// Cheap to clone; every user holds one.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Event>,
+    /// t = 0 of the run's monotonic clock.
+    start: Instant,
+}
+
+/// Owns the writer thread; `finish` flushes and reports how many events were written.
+pub struct RecorderHandle {
+    thread: JoinHandle<std::io::Result<u64>>,
+}
+
+impl Recorder {
+    /// Creates `path`, writes the header, and starts the writer thread.
+    pub fn create(
+        path: &Path,
+        header: &Header,
+        start: Instant,
+    ) -> std::io::Result<(Recorder, RecorderHandle)> {
+        let mut out = BufWriter::with_capacity(256 * 1024, File::create(path)?);
+        serde_json::to_writer(&mut out, header)?;
+        out.write_all(b"\n")?;
+        let (tx, rx) = mpsc::channel::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || {
+                let mut n = 0u64;
+                for event in rx {
+                    serde_json::to_writer(&mut out, &event)?;
+                    out.write_all(b"\n")?;
+                    n += 1;
+                }
+                out.flush()?;
+                Ok(n)
+            })?;
+        Ok((Recorder { tx, start }, RecorderHandle { thread }))
+    }
+
+    /// Microseconds since the run started.
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// Microseconds since the run started at `at`.
+    pub fn at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_micros() as u64
+    }
+
+    pub fn record(&self, user: u32, kind: EventKind) {
+        let _ = self.tx.send(Event {
+            t: self.now(),
+            u: user,
+            kind,
+        });
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+}
+
+impl RecorderHandle {
+    /// Waits until every recorder clone is dropped and the file is flushed.
+    pub fn finish(self) -> std::io::Result<u64> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("history writer panicked")))
+    }
+}
+
+/// Reads a history file back: the header and the events, refusing other versions.
+pub fn read(path: &Path) -> anyhow::Result<(Header, Vec<Event>)> {
+    use anyhow::Context;
+    use std::io::BufRead;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let first = lines.next().context("empty history file")??;
+    let header: Header = serde_json::from_str(&first).context("history header")?;
+    if header.history_version != super::HISTORY_VERSION {
+        anyhow::bail!(
+            "{} is history version {}, this reconnoiter reads version {}",
+            path.display(),
+            header.history_version,
+            super::HISTORY_VERSION
+        );
+    }
+    let mut events = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let line = line?;
+        events.push(
+            serde_json::from_str(&line).with_context(|| format!("{}:{}", path.display(), i + 2))?,
+        );
+    }
+    Ok((header, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_header_and_events_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let header = Header {
+            history_version: super::super::HISTORY_VERSION,
+            run_id: "r".into(),
+            scenario: "s".into(),
+            seed: 1,
+            started_at_ms: 0,
+            users: 2,
+            reconnoiter_version: "0".into(),
+        };
+        let (rec, handle) = Recorder::create(&path, &header, Instant::now()).unwrap();
+        rec.record(0, EventKind::Stopped);
+        rec.clone().record(
+            1,
+            EventKind::Phase {
+                name: "drain".into(),
+            },
+        );
+        drop(rec);
+        assert_eq!(handle.finish().unwrap(), 2);
+        let (h, events) = read(&path).unwrap();
+        assert_eq!(h.users, 2);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, EventKind::Stopped);
+        assert!(events[0].t <= events[1].t);
+    }
+}

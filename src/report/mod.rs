@@ -1,0 +1,3 @@
+//! What a run leaves for people and CI to read.
+
+pub mod summary;

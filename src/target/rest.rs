@@ -1,0 +1,176 @@
+//! The REST calls a user makes: login, refresh, missed messages, health.
+//! One `reqwest::Client` is shared by every user so connections are pooled.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::scenario::ApiPaths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("{0}")]
+    Transport(String),
+    #[error("unexpected answer: {0}")]
+    Shape(String),
+}
+
+impl ApiError {
+    /// True for 401/403: the credential, not the network, is the problem.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
+impl From<reqwest::Error> for ApiError {
+    fn from(e: reqwest::Error) -> Self {
+        // reqwest's Display hides the cause ("error sending request"); keep it.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        ApiError::Transport(msg)
+    }
+}
+
+/// The credentials a login or refresh hands out.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub refresh: Option<String>,
+    /// Epoch ms; None when the server did not say.
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    paths: ApiPaths,
+}
+
+impl Api {
+    pub fn new(base: &str, paths: ApiPaths, timeout: Duration) -> Api {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            // Idle pooled sockets count against the open-files limit the
+            // users need; a few dozen serve thousands of users' REST calls.
+            .pool_max_idle_per_host(32)
+            .build()
+            .expect("reqwest client");
+        Api {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            paths,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn json(resp: reqwest::Response) -> Result<Value, ApiError> {
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                body: text.chars().take(200).collect(),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            ApiError::Shape(format!(
+                "{e}: {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        })
+    }
+
+    fn session(v: &Value) -> Result<Session, ApiError> {
+        let token = v["token"]
+            .as_str()
+            .ok_or_else(|| ApiError::Shape(format!("no token in {v}")))?;
+        Ok(Session {
+            token: token.to_owned(),
+            refresh: v["refreshToken"].as_str().map(str::to_owned),
+            expires_at_ms: v["expiresAt"]
+                .as_str()
+                .and_then(crate::server::store::parse_iso),
+        })
+    }
+
+    pub async fn login(&self, user: &str) -> Result<Session, ApiError> {
+        let url = format!("{}{}", self.base, self.paths.login);
+        let v = Self::json(
+            self.http
+                .post(url)
+                .json(&json!({ "userId": user }))
+                .send()
+                .await?,
+        )
+        .await?;
+        Self::session(&v)
+    }
+
+    pub async fn refresh(&self, refresh: &str) -> Result<Session, ApiError> {
+        let url = format!("{}{}", self.base, self.paths.refresh);
+        let v = Self::json(
+            self.http
+                .post(url)
+                .json(&json!({ "refreshToken": refresh }))
+                .send()
+                .await?,
+        )
+        .await?;
+        let mut s = Self::session(&v)?;
+        if s.refresh.is_none() {
+            s.refresh = Some(refresh.to_owned());
+        }
+        Ok(s)
+    }
+
+    /// `GET messages?conversationId=&since=` (ISO time; omitted for "all").
+    pub async fn messages_since(
+        &self,
+        token: &str,
+        conversation: &str,
+        since: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let url = format!("{}{}", self.base, self.paths.messages);
+        let mut query = vec![("conversationId", conversation), ("limit", "10000")];
+        if let Some(s) = since {
+            query.push(("since", s));
+        }
+        let v = Self::json(
+            self.http
+                .get(url)
+                .query(&query)
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await?;
+        match v.get("messages") {
+            Some(Value::Array(a)) => Ok(a.clone()),
+            _ => Err(ApiError::Shape(format!(
+                "no messages array in {}",
+                v.to_string().chars().take(200).collect::<String>()
+            ))),
+        }
+    }
+
+    pub async fn health(&self) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base, self.paths.health);
+        Self::json(self.http.get(url).send().await?).await
+    }
+}

@@ -1,0 +1,96 @@
+//! What a user has already seen in one conversation: for telling duplicates
+//! apart and for the `since` of the next sync. Bounded, because a soak test
+//! runs for hours and a set of every id ever seen would grow without end.
+
+use std::collections::{BTreeSet, VecDeque};
+
+/// How many recent sequence numbers (or ids, for servers without `seq`) are
+/// remembered per conversation. Anything older counts as already seen.
+const WINDOW: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct Seen {
+    seqs: BTreeSet<i64>,
+    /// For servers that give no `seq`: the most recent ids, oldest first.
+    ids: VecDeque<String>,
+    /// `createdAt` of the newest message seen: where the next sync starts.
+    newest_at: Option<String>,
+    newest_seq: Option<i64>,
+}
+
+impl Seen {
+    /// Notes a message; true when it is new to this user.
+    pub fn insert(&mut self, id: &str, seq: Option<i64>, created_at: Option<&str>) -> bool {
+        let new = match seq {
+            Some(s) => {
+                let forgotten =
+                    self.seqs.len() >= WINDOW && self.seqs.first().is_some_and(|&low| s < low);
+                let new = !forgotten && self.seqs.insert(s);
+                if self.seqs.len() > WINDOW {
+                    self.seqs.pop_first();
+                }
+                new
+            }
+            None => {
+                let new = !self.ids.iter().any(|i| i == id);
+                if new {
+                    self.ids.push_back(id.to_owned());
+                    if self.ids.len() > WINDOW {
+                        self.ids.pop_front();
+                    }
+                }
+                new
+            }
+        };
+        if new {
+            let newer = match (seq, self.newest_seq) {
+                (Some(s), Some(n)) => s > n,
+                _ => created_at.is_some_and(|c| self.newest_at.as_deref().is_none_or(|n| c >= n)),
+            };
+            if newer {
+                self.newest_seq = seq.or(self.newest_seq);
+                self.newest_at = created_at.map(str::to_owned).or(self.newest_at.take());
+            }
+        }
+        new
+    }
+
+    /// The `since` for a sync: the creation time of the newest message seen.
+    pub fn since(&self) -> Option<String> {
+        self.newest_at.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_by_seq_and_by_id() {
+        let mut s = Seen::default();
+        assert!(s.insert("m1", Some(1), Some("2026-01-01T00:00:00.001Z")));
+        assert!(s.insert("m3", Some(3), Some("2026-01-01T00:00:00.003Z")));
+        assert!(
+            s.insert("m2", Some(2), Some("2026-01-01T00:00:00.002Z")),
+            "late arrival is still new"
+        );
+        assert!(!s.insert("m2", Some(2), Some("2026-01-01T00:00:00.002Z")));
+        assert_eq!(s.since().as_deref(), Some("2026-01-01T00:00:00.003Z"));
+        let mut s = Seen::default();
+        assert!(s.insert("a", None, Some("2026-01-01T00:00:00.001Z")));
+        assert!(!s.insert("a", None, Some("2026-01-01T00:00:00.001Z")));
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut s = Seen::default();
+        for i in 0..(WINDOW as i64 * 3) {
+            assert!(s.insert("x", Some(i), None));
+        }
+        assert_eq!(s.seqs.len(), WINDOW);
+        assert!(
+            !s.insert("x", Some(0), None),
+            "forgotten seqs count as seen"
+        );
+    }
+}

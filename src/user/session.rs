@@ -1,0 +1,372 @@
+//! One connection of a user: the recovery steps after (re)connecting, then
+//! the chat loop until the connection is lost or the run stops.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::{Value, json};
+
+use super::stats::Stats;
+use super::{Phase, SessionEnd, User};
+use crate::history::{EventKind, Via};
+use crate::scenario::{Resend, SyncMode};
+use crate::sio::{AckError, Client, Connection, Incoming};
+
+/// An outbox key and what its send's ack brought.
+type AckFuture = Pin<Box<dyn Future<Output = (u64, Result<Vec<Value>, AckError>)> + Send>>;
+
+impl User {
+    /// Runs one connection. `first` is the initial connect: no sync, no
+    /// resends, and no `Recovered` event (there was nothing to recover).
+    pub(super) async fn session(&mut self, conn: Connection, first: bool) -> SessionEnd {
+        let Connection {
+            client,
+            mut incoming,
+            ..
+        } = conn;
+        // Where each conversation's sync starts: what was seen before the loss.
+        let since: Vec<Option<String>> =
+            self.conversations.iter().map(|c| c.seen.since()).collect();
+
+        let rejoined = self.join_all(&client).await;
+        let mut synced = 0;
+        if !first && self.ctx.users.sync == SyncMode::Rest {
+            synced = self.sync_all(&since).await;
+        }
+        let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
+        let resent = self.flush_outbox(&client, &mut acks, !first);
+        if !first && !client.is_closed() {
+            self.record(EventKind::Recovered {
+                rejoined,
+                synced,
+                resent,
+            });
+        }
+
+        loop {
+            let chatting = *self.phase.borrow() == Phase::Chat && self.next_send.is_some();
+            let due = self.next_send.unwrap_or_else(tokio::time::Instant::now);
+            tokio::select! {
+                biased;
+                item = incoming.recv() => match item {
+                    Some(Incoming::Event { name, args, .. }) => self.on_event(&name, args),
+                    Some(Incoming::Closed(reason)) => {
+                        self.outbox.all_grounded();
+                        self.recovery = client.recovery();
+                        return SessionEnd::Lost(reason);
+                    }
+                    None => {
+                        self.outbox.all_grounded();
+                        return SessionEnd::Lost(crate::sio::CloseReason::TransportClose);
+                    }
+                },
+                Some((key, result)) = acks.next(), if !acks.is_empty() => self.on_ack(&client, &mut acks, key, result),
+                _ = tokio::time::sleep_until(due), if chatting => {
+                    if let Some(key) = self.create_message() {
+                        self.emit(&client, &mut acks, key, false);
+                    }
+                    self.schedule_next_send();
+                }
+                changed = self.phase.changed() => {
+                    if changed.is_err() || *self.phase.borrow() == Phase::Stop {
+                        client.disconnect().await;
+                        self.outbox.all_grounded();
+                        return SessionEnd::Stop;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Joins every active conversation; drops the ones the server says we were removed from.
+    async fn join_all(&mut self, client: &Client) -> u32 {
+        let timeout = self.ctx.users.ack_timeout;
+        let join = self.ctx.events.join.clone();
+        let pending: Vec<_> = self
+            .conversations
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.active)
+            .map(|(i, c)| {
+                let client = client.clone();
+                let join = join.clone();
+                let data = json!({ "conversationId": &*c.id });
+                async move { (i, client.emit_with_ack(&join, &data, timeout).await) }
+            })
+            .collect();
+        let results = futures_util::future::join_all(pending).await;
+        let mut joined = 0;
+        for (i, result) in results {
+            let conversation = self.conversations[i].id.to_string();
+            match result {
+                Ok(args) => {
+                    let answer = args.into_iter().next().unwrap_or(Value::Null);
+                    if answer.get("success").and_then(Value::as_bool) == Some(true) {
+                        joined += 1;
+                        self.record(EventKind::Joined { conversation });
+                    } else {
+                        let action = answer
+                            .get("action")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned();
+                        if action == "removed" {
+                            self.conversations[i].active = false;
+                            for p in self.outbox.drop_conversation(&conversation) {
+                                Stats::gauge(&self.stats().outbox, -1);
+                                self.record(EventKind::Rejected {
+                                    temp_id: p.temp_id,
+                                    conversation: conversation.clone(),
+                                    error: "removed from the conversation".into(),
+                                    action: Some("removed".into()),
+                                });
+                            }
+                        }
+                        self.record(EventKind::JoinRefused {
+                            conversation,
+                            action,
+                        });
+                    }
+                }
+                Err(e) => self.record(EventKind::JoinFailed {
+                    conversation,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        joined
+    }
+
+    /// Fetches what each active conversation missed since `since`; returns how many were new.
+    async fn sync_all(&mut self, since: &[Option<String>]) -> u32 {
+        let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
+            return 0;
+        };
+        let api = self.ctx.api.clone();
+        let pending: Vec<_> = self
+            .conversations
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.active)
+            .map(|(i, c)| {
+                let (api, token, id, since) =
+                    (api.clone(), token.clone(), c.id.clone(), since[i].clone());
+                async move { (i, api.messages_since(&token, &id, since.as_deref()).await) }
+            })
+            .collect();
+        let mut new_total = 0;
+        for (i, result) in futures_util::future::join_all(pending).await {
+            let conversation = self.conversations[i].id.to_string();
+            match result {
+                Ok(messages) => {
+                    let fetched = messages.len() as u32;
+                    let new = messages
+                        .into_iter()
+                        .filter(|m| self.on_message(m, Via::Sync))
+                        .count() as u32;
+                    new_total += new;
+                    self.record(EventKind::SyncDone {
+                        conversation,
+                        fetched,
+                        new,
+                    });
+                }
+                Err(e) => self.record(EventKind::SyncFailed {
+                    conversation,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        new_total
+    }
+
+    /// Sends everything in the outbox that is not on the wire; returns how many.
+    fn flush_outbox(
+        &mut self,
+        client: &Client,
+        acks: &mut FuturesUnordered<AckFuture>,
+        resend: bool,
+    ) -> u32 {
+        let keys = self.outbox.grounded();
+        for &key in &keys {
+            self.emit(client, acks, key, resend);
+        }
+        keys.len() as u32
+    }
+
+    /// Puts one outbox message on the wire and queues its ack.
+    fn emit(
+        &mut self,
+        client: &Client,
+        acks: &mut FuturesUnordered<AckFuture>,
+        key: u64,
+        resend: bool,
+    ) {
+        if resend && self.ctx.users.resend == Resend::NewTempId {
+            self.rename(key);
+        }
+        let Some(p) = self.outbox.get_mut(key) else {
+            return;
+        };
+        p.in_flight = true;
+        let data = json!({ "temp_id": p.temp_id, "conversationId": &*p.conversation, "content": p.content });
+        let kind = EventKind::Emitted {
+            temp_id: p.temp_id.clone(),
+            conversation: p.conversation.to_string(),
+            resend,
+        };
+        self.record(kind);
+        let (client, event, timeout) = (
+            client.clone(),
+            self.ctx.events.send.clone(),
+            self.ctx.users.ack_timeout,
+        );
+        acks.push(Box::pin(async move {
+            (key, client.emit_with_ack(&event, &data, timeout).await)
+        }));
+    }
+
+    /// The guide's manager resends under a fresh temp_id.
+    fn rename(&mut self, key: u64) {
+        let n = self.next_n;
+        self.next_n += 1;
+        let temp_id = format!("{}-{n}", self.name);
+        if let Some(p) = self.outbox.get_mut(key) {
+            let old = std::mem::replace(&mut p.temp_id, temp_id.clone());
+            self.record(EventKind::Renamed {
+                old_temp_id: old,
+                temp_id,
+            });
+        }
+    }
+
+    fn on_ack(
+        &mut self,
+        client: &Client,
+        acks: &mut FuturesUnordered<AckFuture>,
+        key: u64,
+        result: Result<Vec<Value>, AckError>,
+    ) {
+        match result {
+            Ok(args) => {
+                let Some(p) = self.outbox.remove(key) else {
+                    return;
+                };
+                Stats::gauge(&self.stats().outbox, -1);
+                let answer = args.into_iter().next().unwrap_or(Value::Null);
+                let conversation = p.conversation.to_string();
+                if let Some(id) = answer.get("id").map(id_string) {
+                    let audience = self.ctx.audience.get(&conversation).copied().unwrap_or(0);
+                    Stats::add(&self.stats().acked, 1);
+                    Stats::add(&self.stats().expected, audience as u64);
+                    let seq = answer.get("seq").and_then(Value::as_i64);
+                    self.record(EventKind::Acked {
+                        temp_id: p.temp_id,
+                        conversation,
+                        id,
+                        seq,
+                    });
+                } else {
+                    Stats::add(&self.stats().rejected, 1);
+                    let error = answer
+                        .get("error")
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| answer.to_string());
+                    let action = answer
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    if action.as_deref() == Some("removed")
+                        && let Some(c) = self
+                            .conversations
+                            .iter_mut()
+                            .find(|c| *c.id == *conversation)
+                    {
+                        c.active = false;
+                    }
+                    self.record(EventKind::Rejected {
+                        temp_id: p.temp_id,
+                        conversation,
+                        error,
+                        action,
+                    });
+                }
+            }
+            Err(AckError::Timeout) => {
+                let Some(p) = self.outbox.get_mut(key) else {
+                    return;
+                };
+                p.in_flight = false;
+                let temp_id = p.temp_id.clone();
+                self.record(EventKind::AckTimeout { temp_id });
+                // Still connected as far as we know: try again at once.
+                if !client.is_closed() {
+                    self.emit(client, acks, key, true);
+                }
+            }
+            // The session loop sees the close and grounds the outbox.
+            Err(AckError::Disconnected) => {}
+        }
+    }
+
+    fn on_event(&mut self, name: &str, args: Vec<Value>) {
+        if name == self.ctx.events.message {
+            if let Some(m) = args.first() {
+                self.on_message(m, Via::Live);
+            }
+        } else if name == self.ctx.events.duplicate_connection
+            || name == self.ctx.events.server_shutdown
+        {
+            self.record(EventKind::Notice {
+                name: name.to_owned(),
+            });
+        }
+    }
+
+    /// Records a message; true when it was new to this user.
+    fn on_message(&mut self, m: &Value, via: Via) -> bool {
+        let Some(id) = m.get("id").map(id_string) else {
+            return false;
+        };
+        let conversation = m.get("conversationId").map(id_string).unwrap_or_default();
+        let seq = m.get("seq").and_then(Value::as_i64);
+        let created_at = m.get("createdAt").and_then(Value::as_str);
+        let new = match self
+            .conversations
+            .iter_mut()
+            .find(|c| *c.id == *conversation)
+        {
+            Some(c) => c.seen.insert(&id, seq, created_at),
+            None => true,
+        };
+        // Sync answers overlap what was already seen (`since` is inclusive):
+        // those repeats are expected, not duplicates, so they go unrecorded.
+        if via == Via::Sync && !new {
+            return false;
+        }
+        if new {
+            Stats::add(&self.stats().delivered, 1);
+        } else {
+            Stats::add(&self.stats().duplicates, 1);
+        }
+        self.record(EventKind::Delivered {
+            id,
+            temp_id: m.get("temp_id").and_then(Value::as_str).map(str::to_owned),
+            conversation,
+            sender: m.get("senderId").map(id_string).unwrap_or_default(),
+            seq,
+            via,
+            dup: !new,
+        });
+        new
+    }
+}
+
+/// Ids may be strings or numbers depending on the server.
+fn id_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
