@@ -201,6 +201,7 @@ fn run(args: RunArgs) -> Result<Exit> {
         reports_dir: args.reports,
         server_binary: std::env::current_exe()?,
         quiet: args.quiet,
+        stats: None,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub server_binary: PathBuf,
     /// No periodic progress lines.
     pub quiet: bool,
+    /// Counters to use, so a caller (a benchmark, a progress display) can
+    /// watch them while the run goes; a fresh set when None.
+    pub stats: Option<Arc<Stats>>,
 }
 
 /// What a finished (or interrupted) run leaves behind.
@@ -106,7 +109,7 @@ pub async fn run(
         reconnoiter_version: env!("CARGO_PKG_VERSION").into(),
     };
     let (recorder, writer) = Recorder::create(&dir.join("history.jsonl"), &header, start)?;
-    let stats = Arc::new(Stats::default());
+    let stats = opts.stats.clone().unwrap_or_default();
     let (phase_tx, phase_rx) = watch::channel(Phase::Chat);
     let ctx = Arc::new(Ctx {
         users: plan.users.clone(),

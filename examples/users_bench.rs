@@ -1,0 +1,113 @@
+//! Benchmark: how many users one harness process holds, what each costs.
+//!
+//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS]`
+//! (defaults 5000 2500 30). It runs a real scenario against the embedded
+//! server (a separate process, so its CPU and memory are not counted here)
+//! and samples this process's RSS and CPU time every 100 ms. It prints:
+//! - the connect ramp: users/s from the first to the last connect, and errors;
+//! - RSS per connected user: (RSS with everyone connected − RSS before) / users;
+//! - harness CPU per delivered message at steady chat load (the window from
+//!   5 s after everyone connected to the end of the chat phase).
+//!
+//! Not a test: the machine is shared and noisy, so the figures are reported,
+//! never asserted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use reconnoiter::run::{RunOptions, run};
+use reconnoiter::user::stats::Stats;
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of this process (clock ticks of 10 ms).
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // Fields 14 and 15 of stat; after the `)` they are at index 11 and 12.
+    Duration::from_millis((f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10)
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Duration,
+    rss: u64,
+    cpu: Duration,
+    connected: i64,
+    delivered: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let users: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let ramp: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2500);
+    let chat: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30);
+    let scenario = format!(
+        "[run]\nduration = \"{chat}s\"\nramp = \"{ramp}/s\"\ndrain = \"20s\"\n\
+         [users]\ncount = {users}\nconversations = {}\nmembers = 10\nsend_rate = \"1/10s\"\nmessage_size = 64\n",
+        users / 10
+    );
+    let plan = reconnoiter::scenario::parse(std::path::Path::new("users_bench.toml"), &scenario).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("reconnoiter");
+    assert!(binary.exists(), "build the binary first: cargo build --release ({})", binary.display());
+    let stats = Arc::new(Stats::default());
+    let opts = RunOptions {
+        target_url: None,
+        reports_dir: reports.path().to_owned(),
+        server_binary: binary,
+        quiet: true,
+        stats: Some(stats.clone()),
+    };
+
+    let before = rss_kib();
+    let start = Instant::now();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<Sample>::new()));
+    let sampler = {
+        let (samples, stats) = (samples.clone(), stats.clone());
+        tokio::spawn(async move {
+            loop {
+                samples.lock().unwrap().push(Sample {
+                    at: start.elapsed(),
+                    rss: rss_kib(),
+                    cpu: cpu(),
+                    connected: stats.connected.load(Relaxed),
+                    delivered: stats.delivered.load(Relaxed),
+                });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let outcome = run(plan, opts, std::future::pending()).await.unwrap();
+    sampler.abort();
+    let samples = samples.lock().unwrap().clone();
+    let s = outcome.summary.counts;
+
+    let first = samples.iter().find(|x| x.connected > 0).unwrap();
+    let full = samples.iter().find(|x| x.connected >= users as i64).expect("every user connected");
+    let ramp_secs = (full.at - first.at).as_secs_f64().max(0.1);
+    let steady_from = full.at + Duration::from_secs(5);
+    let chat_end = full.at.max(Duration::from_secs_f64(users as f64 / ramp as f64)) + Duration::from_secs(chat as u64);
+    let a = samples.iter().find(|x| x.at >= steady_from).unwrap();
+    let b = samples.iter().rev().find(|x| x.at <= chat_end).unwrap();
+    let cpu_per_msg = (b.cpu - a.cpu).as_secs_f64() * 1e6 / (b.delivered - a.delivered).max(1) as f64;
+    let peak = samples.iter().map(|x| x.rss).max().unwrap_or(0);
+
+    println!("users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, 1 msg/10s per user");
+    println!("verdict: {:?}; sent {} acked {} delivered {}/{} connect failures {}", outcome.exit, s.sent, s.acked, s.delivered, s.expected, s.connect_failures);
+    println!("steady window {:.1}s..{:.1}s: {} deliveries, {:.2}s CPU", a.at.as_secs_f64(), b.at.as_secs_f64(), b.delivered - a.delivered, (b.cpu - a.cpu).as_secs_f64());
+    println!("rss: before {before} KiB, all connected {} KiB, peak {peak} KiB", full.rss);
+    println!("connect ramp: {:.0} users/s sustained ({} users in {ramp_secs:.2}s), {} connect errors", users as f64 / ramp_secs, users, s.connect_failures);
+    println!("rss per connected user: {:.1} KiB", (full.rss.saturating_sub(before)) as f64 / users as f64);
+    println!("harness cpu per delivered message: {cpu_per_msg:.2} µs");
+}
