@@ -74,6 +74,30 @@ async fn latency_upstream_and_downstream_add_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_the_other_direction_leaves_held_data_alone() {
+    let api = Api::start().await;
+    let listen = api.proxy("held", echo_upstream(b"").await).await;
+    api.toxic(
+        "held",
+        json!({"type": "latency", "attributes": {"latency": 300}}),
+    )
+    .await;
+    let mut sock = connect(listen).await;
+    let start = Instant::now();
+    sock.write_all(b"held").await.unwrap();
+    tokio::time::sleep(MS(100)).await;
+    api.toxic(
+        "held",
+        json!({"type": "slicer", "stream": "upstream", "attributes": {"average_size": 1}}),
+    )
+    .await;
+    let mut back = [0u8; 4];
+    sock.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"held");
+    assert!(start.elapsed() >= MS(300), "{:?}", start.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toxicity_zero_never_applies_and_one_always_does() {
     let api = Api::start().await;
     let listen = api.proxy("dice", echo_upstream(b"").await).await;

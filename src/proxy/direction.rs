@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::link::ConnCtl;
-use super::toxics::{Chunk, Flow, Memory, Pipe, Stage, Stream, ToxicList};
+use super::toxics::{Chunk, Flow, Memory, Pipe, Stage, Stream, Toxic, ToxicList};
 
 /// Largest single read. Allocated only while data is arriving.
 const READ_BUF: usize = 16 * 1024;
@@ -49,6 +49,8 @@ pub(crate) struct Direction {
     src: Arc<TcpStream>,
     dst: Arc<TcpStream>,
     toxics: watch::Receiver<ToxicList>,
+    /// This direction's toxics when the current mode was built.
+    built_from: Vec<Arc<Toxic>>,
     ctl: Arc<ConnCtl>,
     rng: StdRng,
     /// Per toxic id: the toxicity it was rolled at, and whether it is active here.
@@ -75,6 +77,7 @@ impl Direction {
             src,
             dst,
             toxics,
+            built_from: Vec::new(),
             ctl,
             rng,
             rolls: HashMap::new(),
@@ -111,6 +114,11 @@ impl Direction {
     /// connection's seeded generator.
     fn stages(&mut self) -> Vec<Stage> {
         let list = self.toxics.borrow_and_update().clone();
+        self.built_from = list
+            .iter()
+            .filter(|t| t.stream == self.stream)
+            .cloned()
+            .collect();
         self.rolls.retain(|id, _| list.iter().any(|t| t.id == *id));
         self.memories
             .retain(|id, _| list.iter().any(|t| t.id == *id));
@@ -148,13 +156,23 @@ impl Direction {
             return self.finish();
         }
         loop {
-            tokio::select! {
+            let readable = tokio::select! {
                 biased;
                 _ = self.ctl.kill.cancelled() => return Next::Kill,
-                r = self.toxics.changed() => {
-                    return if r.is_ok() { Next::Rebuild } else { Next::Kill };
+                r = self.toxics.changed() => match r {
+                    Err(_) => return Next::Kill,
+                    Ok(()) if self.changed_here() => return Next::Rebuild,
+                    Ok(()) => false,
+                },
+                r = self.src.readable() => {
+                    if r.is_err() {
+                        return Next::Kill;
+                    }
+                    true
                 }
-                r = self.src.readable() => if r.is_err() { return Next::Kill },
+            };
+            if !readable {
+                continue;
             }
             match self.read() {
                 Ok(Some(chunk)) => {
@@ -202,9 +220,11 @@ impl Direction {
             tokio::select! {
                 biased;
                 _ = self.ctl.kill.cancelled() => break Next::Kill,
-                r = self.toxics.changed() => {
-                    break if r.is_ok() { Next::Rebuild } else { Next::Kill };
-                }
+                r = self.toxics.changed() => match r {
+                    Err(_) => break Next::Kill,
+                    Ok(()) if self.changed_here() => break Next::Rebuild,
+                    Ok(()) => {}
+                },
                 chunk = output.recv() => match chunk {
                     Some(chunk) => {
                         if self.write(&chunk.data).await.is_err() {
@@ -272,6 +292,17 @@ impl Direction {
                 self.flush.push_back(chunk.data);
             }
         }
+    }
+
+    /// Whether this direction's toxics changed. A change to the other
+    /// direction's toxics must not stop this chain, which would release the
+    /// data its latency toxic is holding early.
+    fn changed_here(&mut self) -> bool {
+        let list = self.toxics.borrow_and_update();
+        let mine = list.iter().filter(|t| t.stream == self.stream);
+        !mine
+            .map(Arc::as_ptr)
+            .eq(self.built_from.iter().map(Arc::as_ptr))
     }
 
     /// Passes the end of the stream on as a FIN (half-close): the other
