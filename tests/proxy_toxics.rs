@@ -379,3 +379,27 @@ async fn a_dead_upstream_closes_the_client() {
         Seen::Closed | Seen::Reset
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_at_once_then_a_fault_hits_them_all() {
+    const USERS: usize = 400;
+    let api = Api::start().await;
+    let listen = api.proxy("crowd", echo_upstream(b"").await).await;
+    let mut socks = Vec::with_capacity(USERS);
+    for _ in 0..USERS {
+        socks.push(connect(listen).await);
+    }
+    for (i, sock) in socks.iter_mut().enumerate() {
+        let msg = format!("user {i}");
+        let (back, _) = round_trip(sock, msg.as_bytes()).await;
+        assert_eq!(back, msg.as_bytes());
+    }
+    // The harness takes a whole cohort offline by disabling its proxy.
+    api.set_enabled("crowd", false).await;
+    for sock in &mut socks {
+        assert!(matches!(
+            read_within(sock, MS(3000)).await,
+            Seen::Closed | Seen::Reset
+        ));
+    }
+}
