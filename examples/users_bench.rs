@@ -32,7 +32,10 @@ fn rss_kib() -> u64 {
 fn cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
     // Fields 14 and 15 of stat; after the `)` they are at index 11 and 12.
     Duration::from_millis((f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10)
 }
@@ -57,10 +60,21 @@ async fn main() {
          [users]\ncount = {users}\nconversations = {}\nmembers = 10\nsend_rate = \"1/10s\"\nmessage_size = 64\n",
         users / 10
     );
-    let plan = reconnoiter::scenario::parse(std::path::Path::new("users_bench.toml"), &scenario).unwrap();
+    let plan =
+        reconnoiter::scenario::parse(std::path::Path::new("users_bench.toml"), &scenario).unwrap();
     let reports = tempfile::tempdir().unwrap();
-    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("reconnoiter");
-    assert!(binary.exists(), "build the binary first: cargo build --release ({})", binary.display());
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("reconnoiter");
+    assert!(
+        binary.exists(),
+        "build the binary first: cargo build --release ({})",
+        binary.display()
+    );
     let stats = Arc::new(Stats::default());
     let opts = RunOptions {
         target_url: None,
@@ -94,20 +108,49 @@ async fn main() {
     let s = outcome.summary.counts;
 
     let first = samples.iter().find(|x| x.connected > 0).unwrap();
-    let full = samples.iter().find(|x| x.connected >= users as i64).expect("every user connected");
+    let full = samples
+        .iter()
+        .find(|x| x.connected >= users as i64)
+        .expect("every user connected");
     let ramp_secs = (full.at - first.at).as_secs_f64().max(0.1);
     let steady_from = full.at + Duration::from_secs(5);
-    let chat_end = full.at.max(Duration::from_secs_f64(users as f64 / ramp as f64)) + Duration::from_secs(chat as u64);
+    let chat_end = full
+        .at
+        .max(Duration::from_secs_f64(users as f64 / ramp as f64))
+        + Duration::from_secs(chat as u64);
     let a = samples.iter().find(|x| x.at >= steady_from).unwrap();
     let b = samples.iter().rev().find(|x| x.at <= chat_end).unwrap();
-    let cpu_per_msg = (b.cpu - a.cpu).as_secs_f64() * 1e6 / (b.delivered - a.delivered).max(1) as f64;
+    let cpu_per_msg =
+        (b.cpu - a.cpu).as_secs_f64() * 1e6 / (b.delivered - a.delivered).max(1) as f64;
     let peak = samples.iter().map(|x| x.rss).max().unwrap_or(0);
 
-    println!("users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, 1 msg/10s per user");
-    println!("verdict: {:?}; sent {} acked {} delivered {}/{} connect failures {}", outcome.exit, s.sent, s.acked, s.delivered, s.expected, s.connect_failures);
-    println!("steady window {:.1}s..{:.1}s: {} deliveries, {:.2}s CPU", a.at.as_secs_f64(), b.at.as_secs_f64(), b.delivered - a.delivered, (b.cpu - a.cpu).as_secs_f64());
-    println!("rss: before {before} KiB, all connected {} KiB, peak {peak} KiB", full.rss);
-    println!("connect ramp: {:.0} users/s sustained ({} users in {ramp_secs:.2}s), {} connect errors", users as f64 / ramp_secs, users, s.connect_failures);
-    println!("rss per connected user: {:.1} KiB", (full.rss.saturating_sub(before)) as f64 / users as f64);
+    println!(
+        "users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, 1 msg/10s per user"
+    );
+    println!(
+        "verdict: {:?}; sent {} acked {} delivered {}/{} connect failures {}",
+        outcome.exit, s.sent, s.acked, s.delivered, s.expected, s.connect_failures
+    );
+    println!(
+        "steady window {:.1}s..{:.1}s: {} deliveries, {:.2}s CPU",
+        a.at.as_secs_f64(),
+        b.at.as_secs_f64(),
+        b.delivered - a.delivered,
+        (b.cpu - a.cpu).as_secs_f64()
+    );
+    println!(
+        "rss: before {before} KiB, all connected {} KiB, peak {peak} KiB",
+        full.rss
+    );
+    println!(
+        "connect ramp: {:.0} users/s sustained ({} users in {ramp_secs:.2}s), {} connect errors",
+        users as f64 / ramp_secs,
+        users,
+        s.connect_failures
+    );
+    println!(
+        "rss per connected user: {:.1} KiB",
+        (full.rss.saturating_sub(before)) as f64 / users as f64
+    );
     println!("harness cpu per delivered message: {cpu_per_msg:.2} µs");
 }

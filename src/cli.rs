@@ -69,6 +69,9 @@ pub struct ProxyArgs {
     /// Address of the Toxiproxy-compatible HTTP API.
     #[arg(long, default_value = "127.0.0.1:8474")]
     pub listen: SocketAddr,
+    /// Seed for toxicity rolls and jitter, so runs repeat.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,7 +188,13 @@ pub fn execute(cli: Cli) -> Result<Exit> {
             Ok(Exit::Pass)
         }
         Command::Run(args) => run(args),
-        Command::Proxy(_) => not_built("proxy", 4),
+        Command::Proxy(args) => {
+            crate::proxy::run_blocking(crate::proxy::ProxyConfig {
+                listen: args.listen,
+                seed: args.seed,
+            })?;
+            Ok(Exit::Pass)
+        }
         Command::Validate(args) => validate(&args),
         Command::Report(_) => not_built("report", 5),
     }

@@ -322,7 +322,7 @@ fn bad_input_is_one_clear_line() {
         "lists the known bugs: {err}"
     );
 
-    let err = refused(&["proxy"]);
+    let err = refused(&["report", "show", "x"]);
     assert!(err.contains("not built yet"), "{err}");
 }
 
