@@ -81,6 +81,7 @@ async fn main() {
         reports_dir: reports.path().to_owned(),
         server_binary: binary,
         quiet: true,
+        toxiproxy: None,
         stats: Some(stats.clone()),
     };
 

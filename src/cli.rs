@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// without either, the embedded reference server is started.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// A Toxiproxy HTTP API (e.g. http://127.0.0.1:8474) to create the
+    /// cohorts' proxies on; without it the embedded proxy is started.
+    #[arg(long, value_name = "URL")]
+    pub toxiproxy: Option<String>,
     /// Where the run's folder is written.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
@@ -110,6 +114,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub secret: String,
+    /// Engine.IO ping interval: how often the server pings each client.
+    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+    /// Engine.IO ping timeout: how long the server waits for the pong.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub ping_timeout: Duration,
     /// What happens when a user opens a second connection.
     #[arg(long, value_enum, default_value_t = DuplicatePolicy::NotifyOld)]
     pub duplicate_policy: DuplicatePolicy,
@@ -153,6 +163,8 @@ impl ServeArgs {
             queue_ttl: self.queue_ttl,
             secret: self.secret,
             duplicate_policy: self.duplicate_policy,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
             seed: Seed {
                 users: self.users,
                 conversations: self.conversations,
@@ -210,6 +222,7 @@ fn run(args: RunArgs) -> Result<Exit> {
         reports_dir: args.reports,
         server_binary: std::env::current_exe()?,
         quiet: args.quiet,
+        toxiproxy: args.toxiproxy,
         stats: None,
     };
     let runtime = tokio::runtime::Runtime::new()?;

@@ -13,12 +13,14 @@
 //! - [`server`]: the embedded reference chat server and its bug switches.
 //! - [`user`]: one simulated user (reconnection schedule, recovery) and its counters.
 //! - [`target`]: the system under test: REST calls, the managed server process.
+//! - [`nemesis`]: the fault timeline: cohorts' proxies, restarts, revocations, membership.
 //! - [`proxy`]: the embedded Toxiproxy-compatible fault proxy.
 //! - [`exit`]: the exit codes CI pipelines gate on.
 
 pub mod cli;
 pub mod exit;
 pub mod history;
+pub mod nemesis;
 pub mod proxy;
 pub mod report;
 pub mod run;

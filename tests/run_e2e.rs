@@ -20,6 +20,7 @@ fn options(dir: &Path) -> RunOptions {
         reports_dir: dir.to_owned(),
         server_binary: env!("CARGO_BIN_EXE_reconnoiter").into(),
         quiet: true,
+        toxiproxy: None,
         stats: None,
     }
 }

@@ -160,6 +160,14 @@ pub enum EventKind {
     Notice {
         name: String,
     },
+    /// The nemesis asked for (`begin`), achieved (`done`) or failed a fault step.
+    Fault {
+        fault: u32,
+        kind: crate::scenario::FaultKind,
+        phase: String,
+        action: serde_json::Value,
+        error: Option<String>,
+    },
     /// What was still in the outbox when the user stopped.
     Stranded {
         temp_id: String,

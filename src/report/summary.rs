@@ -28,6 +28,9 @@ pub struct Summary {
     /// Deliveries the acked messages should have produced but did not.
     pub missing_deliveries: u64,
     pub history_events: u64,
+    /// Fault steps the nemesis could not carry out: the run did not test
+    /// what the scenario says, so its verdict cannot pass.
+    pub fault_failures: Vec<String>,
 }
 
 impl Summary {
@@ -56,6 +59,7 @@ impl Summary {
             missing_deliveries: counts.expected.saturating_sub(counts.delivered),
             counts,
             history_events,
+            fault_failures: Vec::new(),
         }
     }
 
@@ -66,7 +70,7 @@ impl Summary {
 
     /// The exit code this summary deserves.
     pub fn exit(&self) -> Exit {
-        if self.interrupted {
+        if self.interrupted || !self.fault_failures.is_empty() {
             Exit::Harness
         } else if self.missing_deliveries > 0 || self.counts.outbox > 0 {
             Exit::Violation
@@ -80,7 +84,8 @@ impl Summary {
         let c = &self.counts;
         let verdict = match self.exit() {
             Exit::Pass => "PASS: every acknowledged message reached every member".to_owned(),
-            Exit::Harness => "INTERRUPTED: partial results".to_owned(),
+            Exit::Harness if self.interrupted => "INTERRUPTED: partial results".to_owned(),
+            Exit::Harness => format!("HARNESS: faults failed: {}", self.fault_failures.join("; ")),
             _ => format!(
                 "FAIL: {} deliveries missing, {} messages left in outboxes",
                 self.missing_deliveries, c.outbox

@@ -22,11 +22,14 @@ use tokio::task::JoinSet;
 use crate::exit::{Exit, ExitError};
 use crate::history::EventKind;
 use crate::history::{HISTORY_VERSION, Header, Recorder};
+use crate::nemesis::Nemesis;
+use crate::nemesis::admin::Admin;
+use crate::nemesis::proxies::Proxies;
 use crate::report::summary::Summary;
 use crate::scenario::Plan;
 use crate::target::{Api, ManagedServer};
 use crate::user::stats::Stats;
-use crate::user::{Ctx, Phase, User};
+use crate::user::{Ctx, Phase, Route, User};
 
 /// Choices made on the command line rather than in the scenario.
 #[derive(Debug, Clone)]
@@ -39,6 +42,9 @@ pub struct RunOptions {
     pub server_binary: PathBuf,
     /// No periodic progress lines.
     pub quiet: bool,
+    /// An external Toxiproxy's API (e.g. http://127.0.0.1:8474); without it
+    /// the embedded proxy is started as child processes when faults need it.
+    pub toxiproxy: Option<String>,
     /// Counters to use, so a caller (a benchmark, a progress display) can
     /// watch them while the run goes; a fresh set when None.
     pub stats: Option<Arc<Stats>>,
@@ -78,18 +84,88 @@ pub async fn run(
             let server = ManagedServer::start(&opts.server_binary, &plan, &dir)
                 .map_err(|e| ExitError::harness(format!("{e:#}")))?;
             let url = server.url();
-            managed = Some(server);
+            managed = Some(Arc::new(std::sync::Mutex::new(server)));
             url
         }
     };
     let api = Api::new(&base, plan.target.api.clone(), Duration::from_secs(10));
     wait_healthy(&api).await?;
 
-    let roster = ManagedServer::roster(&plan);
+    // Then the cohorts' proxies, created before any user connects.
+    let proxies = if plan.needs_proxy() {
+        let upstream = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let tag = run_id.rsplit('-').next().unwrap_or("run").to_owned();
+        let p = Proxies::start(
+            &plan,
+            opts.toxiproxy.as_deref(),
+            &opts.server_binary,
+            &upstream,
+            &format!("rcn{tag}"),
+        )
+        .await
+        .map_err(|e| ExitError::harness(format!("fault proxy: {e:#}")))?;
+        Some(Arc::new(p))
+    } else {
+        None
+    };
+    let outcome = run_users(
+        &plan,
+        &opts,
+        &run_id,
+        &dir,
+        &base,
+        api,
+        managed.clone(),
+        proxies.clone(),
+        shutdown,
+    )
+    .await;
+    if let Some(p) = proxies {
+        match Arc::try_unwrap(p) {
+            Ok(p) => p.cleanup().await,
+            Err(_) => tracing::warn!("fault proxies still in use at the end; not cleaned up"),
+        }
+    }
+    if let Some(server) = managed {
+        let _ = tokio::task::spawn_blocking(move || {
+            server
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stop(Duration::from_secs(5))
+        })
+        .await;
+    }
+    let (summary, dir) = outcome?;
+    summary.write(&dir)?;
+    let exit = summary.exit();
+    Ok(RunOutcome { dir, summary, exit })
+}
+
+/// Everything between "target and proxies are up" and "users stopped".
+#[allow(clippy::too_many_arguments)]
+async fn run_users(
+    plan: &Plan,
+    opts: &RunOptions,
+    run_id: &str,
+    dir: &Path,
+    base: &str,
+    api: Api,
+    managed: Option<Arc<std::sync::Mutex<ManagedServer>>>,
+    proxies: Option<Arc<Proxies>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(Summary, PathBuf)> {
+    let plan = plan.clone();
+    let run_id = run_id.to_owned();
+    let dir = dir.to_owned();
+    let base = base.to_owned();
+    let roster = plan.roster();
     let mut of_user: HashMap<String, Vec<String>> = HashMap::new();
-    let mut audience = HashMap::new();
+    let mut sizes = Vec::new();
     for (conversation, members) in &roster {
-        audience.insert(conversation.clone(), members.len() as u32);
+        sizes.push((conversation.clone(), members.len() as u32));
         for m in members {
             of_user
                 .entry(m.clone())
@@ -98,6 +174,7 @@ pub async fn run(
         }
     }
 
+    let audience = Arc::new(crate::user::ctx::Audience::new(sizes));
     let start = Instant::now();
     let header = Header {
         history_version: HISTORY_VERSION,
@@ -115,14 +192,12 @@ pub async fn run(
         users: plan.users.clone(),
         reconnection: plan.reconnection,
         events: plan.target.events.clone(),
-        socket_url: base.clone(),
         namespace: plan.target.namespace.clone(),
         path: plan.target.path.clone(),
-        api,
         recorder: recorder.clone(),
         stats: stats.clone(),
         phase: phase_rx,
-        audience,
+        audience: audience.clone(),
         seed: plan.seed,
     });
 
@@ -133,6 +208,25 @@ pub async fn run(
     });
     let progress =
         (!opts.quiet).then(|| tokio::spawn(progress(stats.clone(), start, plan.users.count)));
+
+    let tabs: HashMap<String, watch::Sender<bool>> = plan
+        .cohorts
+        .iter()
+        .map(|c| (c.name.clone(), watch::channel(false).0))
+        .collect();
+    let nemesis = Arc::new(Nemesis {
+        proxies: proxies.clone(),
+        server: managed,
+        restart_command: plan.target.restart_command.clone(),
+        admin: Admin {
+            http: reqwest::Client::new(),
+            base: base.clone(),
+            paths: plan.target.api.clone(),
+        },
+        tabs: tabs.clone(),
+        recorder: recorder.clone(),
+        audience: audience.clone(),
+    });
 
     // Ramp: users connect at the scenario's rate.
     recorder.record(
@@ -149,7 +243,17 @@ pub async fn run(
             break;
         }
         let conversations = of_user.remove(&format!("u{i}")).unwrap_or_default();
-        users.spawn(User::new(i, conversations, ctx.clone()).run());
+        let cohort = plan.cohort_of(i);
+        let url = proxies
+            .as_ref()
+            .and_then(|p| p.url_for(&cohort.name, i - cohort.first))
+            .unwrap_or_else(|| base.clone());
+        let route = Route {
+            api: api.with_base(&url),
+            socket_url: url,
+            tab: tabs.get(&cohort.name).map(|t| t.subscribe()),
+        };
+        users.spawn(User::new(i, conversations, ctx.clone(), route).run());
         tokio::time::sleep_until(ramp_start + gap * (i + 1)).await;
     }
 
@@ -159,7 +263,18 @@ pub async fn run(
             name: "chat".into(),
         },
     );
+    let (nemesis_stop, nemesis_stopped) = watch::channel(false);
+    let nemesis_task = {
+        let (nemesis, steps) = (nemesis.clone(), plan.timeline.clone());
+        let chat_start = tokio::time::Instant::now();
+        tokio::spawn(async move { nemesis.run(steps, chat_start, nemesis_stopped).await })
+    };
     wait_or_interrupt(&mut interrupted, plan.duration).await;
+    let _ = nemesis_stop.send(true);
+    let fault_failures = nemesis_task
+        .await
+        .unwrap_or_else(|e| vec![format!("nemesis panicked: {e}")]);
+    drop(nemesis);
 
     recorder.record(
         u32::MAX,
@@ -192,15 +307,12 @@ pub async fn run(
         p.abort();
     }
     let elapsed = start.elapsed();
-    if let Some(mut server) = managed {
-        let _ = tokio::task::spawn_blocking(move || server.stop(Duration::from_secs(5))).await;
-    }
     drop(ctx);
     drop(recorder);
     let events = tokio::task::spawn_blocking(move || writer.finish()).await??;
 
     let was_interrupted = *interrupted.borrow();
-    let summary = Summary::new(
+    let mut summary = Summary::new(
         &run_id,
         &plan,
         &base,
@@ -210,9 +322,8 @@ pub async fn run(
         drained,
         was_interrupted,
     );
-    summary.write(&dir)?;
-    let exit = summary.exit();
-    Ok(RunOutcome { dir, summary, exit })
+    summary.fault_failures = fault_failures;
+    Ok((summary, dir))
 }
 
 /// Polls the target's health endpoint for a few seconds before any user is spawned.
@@ -236,13 +347,17 @@ async fn wait_or_interrupt(interrupted: &mut watch::Receiver<bool>, d: Duration)
     let _ = tokio::time::timeout(d, interrupted.wait_for(|i| *i)).await;
 }
 
-/// Waits until every outbox is empty and every acked message reached its
-/// audience, or the bound passes; true when it drained fully.
+/// Waits until every user is connected (or gave up), every outbox is empty
+/// and every acked message reached its audience, or the bound passes; true
+/// when it drained fully.
 async fn drain(stats: &Stats, interrupted: &mut watch::Receiver<bool>, bound: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + bound;
     loop {
         let s = stats.snapshot();
-        if s.outbox <= 0 && s.delivered >= s.expected {
+        // Users still reconnecting may yet sync what they missed; those that
+        // gave up (reconnect_failed) will not.
+        let reconnecting = s.offline - s.reconnect_failed as i64;
+        if s.outbox <= 0 && s.delivered >= s.expected && reconnecting <= 0 {
             return true;
         }
         if tokio::time::Instant::now() >= deadline || *interrupted.borrow() {

@@ -17,6 +17,10 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub target: TargetSection,
     pub users: Spanned<UsersSection>,
+    #[serde(default)]
+    pub cohorts: Vec<super::faults_file::CohortSection>,
+    #[serde(default)]
+    pub faults: Vec<super::faults_file::FaultSection>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -44,6 +48,12 @@ pub struct TargetSection {
     pub namespace: Option<String>,
     /// The Engine.IO path, "/socket.io/" by default.
     pub path: Option<String>,
+    /// Embedded server only: Engine.IO ping interval and timeout. A
+    /// blackholed user notices after interval + timeout (45 s by default).
+    pub ping_interval: Option<Spanned<Dur>>,
+    pub ping_timeout: Option<Spanned<Dur>>,
+    /// External server only: a shell command that restarts it (server-restart faults).
+    pub restart_command: Option<String>,
     #[serde(default)]
     pub events: EventNames,
     #[serde(default)]
@@ -84,6 +94,10 @@ pub struct ApiPaths {
     pub messages: String,
     pub conversations: String,
     pub health: String,
+    /// Test admin: revoke a user's tokens (token-expiry faults).
+    pub revoke: String,
+    /// Test admin: `{id}` is replaced by the conversation (membership faults).
+    pub participants: String,
 }
 
 impl Default for ApiPaths {
@@ -94,6 +108,8 @@ impl Default for ApiPaths {
             messages: "/api/messages".into(),
             conversations: "/api/conversations".into(),
             health: "/health".into(),
+            revoke: "/api/auth/revoke".into(),
+            participants: "/api/conversations/{id}/participants".into(),
         }
     }
 }

@@ -4,6 +4,8 @@
 //! mistake costs a one-line error with file:line:column instead of a run.
 
 pub mod error;
+pub mod faults;
+pub mod faults_file;
 pub mod file;
 pub mod plan;
 pub mod units;
@@ -11,6 +13,8 @@ pub mod units;
 use std::path::Path;
 
 pub use error::ScenarioError;
+pub use faults::{Action, Cohort, NetEffect, OfflineMode, RestartMode, Step};
+pub use faults_file::{FaultKind, Share};
 pub use file::{ApiPaths, EventNames, Resend, SyncMode};
 pub use plan::{Plan, ReconnectPolicy, TargetPlan, UsersPlan};
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use toml::Spanned;
 
 use super::error::ScenarioError;
+use super::faults::{Action, Cohort, Context, Step};
 use super::file::{ApiPaths, EventNames, Resend, ScenarioFile, SyncMode};
 use crate::server::Bug;
 
@@ -26,6 +27,37 @@ pub struct Plan {
     pub target: TargetPlan,
     pub users: UsersPlan,
     pub reconnection: ReconnectPolicy,
+    /// Users that share a proxy; network faults hit a cohort.
+    pub cohorts: Vec<Cohort>,
+    /// What the nemesis does and when (from the start of the chat phase).
+    pub timeline: Vec<Step>,
+}
+
+impl Plan {
+    /// Users connect through proxies only when a fault needs the network.
+    pub fn needs_proxy(&self) -> bool {
+        self.timeline
+            .iter()
+            .any(|s| matches!(s.action, Action::NetStart { .. }))
+    }
+
+    /// The cohort a user belongs to.
+    pub fn cohort_of(&self, user: u32) -> &Cohort {
+        self.cohorts
+            .iter()
+            .find(|c| c.contains(user))
+            .unwrap_or(&self.cohorts[0])
+    }
+
+    /// Who is in which conversation, as the embedded server seeds it.
+    pub fn roster(&self) -> Vec<(String, Vec<String>)> {
+        crate::server::seed::memberships(&crate::server::Seed {
+            users: self.users.count,
+            conversations: self.users.conversations,
+            members: self.users.members,
+            seed: self.seed,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +68,9 @@ pub struct TargetPlan {
     pub bugs: Vec<Bug>,
     pub namespace: String,
     pub path: String,
+    pub ping_interval: Option<Duration>,
+    pub ping_timeout: Option<Duration>,
+    pub restart_command: Option<String>,
     pub events: EventNamesPlan,
     pub api: ApiPathsPlan,
 }
@@ -62,12 +97,14 @@ impl Serialize for EventNames {
 impl Serialize for ApiPaths {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(5))?;
+        let mut m = s.serialize_map(Some(7))?;
         m.serialize_entry("login", &self.login)?;
         m.serialize_entry("refresh", &self.refresh)?;
         m.serialize_entry("messages", &self.messages)?;
         m.serialize_entry("conversations", &self.conversations)?;
         m.serialize_entry("health", &self.health)?;
+        m.serialize_entry("revoke", &self.revoke)?;
+        m.serialize_entry("participants", &self.participants)?;
         m.end()
     }
 }
@@ -195,15 +232,57 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
     let reconnection = resolve_reconnection(path, text, &users.reconnection)?;
     let target = resolve_target(path, text, file.target)?;
     let _ = users_span;
+    let seed = file.run.seed.unwrap_or(1);
+    let roster: Vec<(String, Vec<u32>)> = crate::server::seed::memberships(&crate::server::Seed {
+        users: count,
+        conversations,
+        members,
+        seed,
+    })
+    .into_iter()
+    .map(|(c, ms)| {
+        (
+            c,
+            ms.iter()
+                .filter_map(|m| m.strip_prefix('u')?.parse().ok())
+                .collect(),
+        )
+    })
+    .collect();
+    let cx = Context {
+        path,
+        text,
+        users: count,
+        duration,
+        seed,
+        roster: &roster,
+    };
+    let cohorts = super::faults::cohorts(&cx, &file.cohorts)?;
+    let timeline = super::faults::timeline(&cx, &cohorts, &file.faults)?;
+    let restart = file
+        .faults
+        .iter()
+        .find(|f| *f.kind.get_ref() == super::faults_file::FaultKind::ServerRestart);
+    if let Some(f) = restart.filter(|_| target.url.is_some() && target.restart_command.is_none()) {
+        return Err(ScenarioError::at(
+            path,
+            text,
+            Some(f.kind.span()),
+            "a server-restart fault against an external server needs [target] restart_command",
+        )
+        .with_fix("add restart_command = \"systemctl restart chat\" (run with sh -c), or use the embedded server"));
+    }
 
     Ok(Plan {
+        cohorts,
+        timeline,
         name: file.run.name.unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into())
         }),
         source: path.to_owned(),
-        seed: file.run.seed.unwrap_or(1),
+        seed,
         duration,
         ramp_per_sec: file.run.ramp.map(|r| r.0).unwrap_or(1000.0),
         drain: file
@@ -305,6 +384,15 @@ fn resolve_target(
         None => None,
     };
     if url.is_some() {
+        if let Some(p) = t.ping_interval.as_ref().or(t.ping_timeout.as_ref()) {
+            return Err(ScenarioError::at(
+                path,
+                text,
+                Some(p.span()),
+                "target.ping_interval and ping_timeout only apply to the embedded server",
+            )
+            .with_fix("remove them (your server sets its heartbeat), or remove url"));
+        }
         if let Some(ttl) = &t.token_ttl {
             return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to the embedded server")
                 .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server"));
@@ -325,6 +413,9 @@ fn resolve_target(
         bugs: t.bugs.map(Spanned::into_inner).unwrap_or_default(),
         namespace: t.namespace.unwrap_or_else(|| "/".into()),
         path: t.path.unwrap_or_else(|| "/socket.io/".into()),
+        ping_interval: t.ping_interval.map(|d| d.into_inner().0),
+        ping_timeout: t.ping_timeout.map(|d| d.into_inner().0),
+        restart_command: t.restart_command,
         events: t.events,
         api: t.api,
     })

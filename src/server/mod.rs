@@ -78,6 +78,9 @@ pub struct ServerConfig {
     pub queue_ttl: Duration,
     pub secret: String,
     pub duplicate_policy: DuplicatePolicy,
+    /// Engine.IO heartbeat; a blackholed client is noticed after interval + timeout.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
     pub seed: Seed,
     pub bugs: Vec<Bug>,
 }
@@ -120,6 +123,8 @@ impl Server {
             // Broadcasts to a slow client must queue, not fail: a dropped
             // broadcast on the correct server would read as message loss.
             .max_buffer_size(65_536)
+            .ping_interval(self.app.config.ping_interval)
+            .ping_timeout(self.app.config.ping_timeout)
             .build_layer();
         socket::register(&io);
         let router = http::routes(http::Ctx {

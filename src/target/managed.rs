@@ -39,6 +39,18 @@ impl ManagedServer {
             "--seed".into(),
             plan.seed.to_string(),
         ];
+        if let Some(d) = plan.target.ping_interval {
+            args.extend([
+                "--ping-interval".into(),
+                humantime::format_duration(d).to_string(),
+            ]);
+        }
+        if let Some(d) = plan.target.ping_timeout {
+            args.extend([
+                "--ping-timeout".into(),
+                humantime::format_duration(d).to_string(),
+            ]);
+        }
         if let Some(ttl) = plan.target.token_ttl {
             args.extend([
                 "--token-ttl".into(),
@@ -75,6 +87,17 @@ impl ManagedServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: a crash, nothing flushed beyond what SQLite committed.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.

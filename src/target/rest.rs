@@ -75,6 +75,16 @@ impl Api {
         }
     }
 
+    /// The same client (and connection pool) aimed at another base URL,
+    /// e.g. a cohort's proxy.
+    pub fn with_base(&self, base: &str) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: base.trim_end_matches('/').to_owned(),
+            paths: self.paths.clone(),
+        }
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }

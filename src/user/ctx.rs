@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use tokio::sync::watch;
 
 use super::stats::Stats;
 use crate::history::Recorder;
 use crate::scenario::{EventNames, ReconnectPolicy, UsersPlan};
-use crate::target::Api;
 
 /// Where the run is; users watch it to know when to stop sending and stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,15 +27,43 @@ pub struct Ctx {
     pub users: UsersPlan,
     pub reconnection: ReconnectPolicy,
     pub events: EventNames,
-    /// Base URL the users' sockets connect to (through a proxy, later).
-    pub socket_url: String,
     pub namespace: String,
     pub path: String,
-    pub api: Api,
     pub recorder: Recorder,
     pub stats: Arc<Stats>,
     pub phase: watch::Receiver<Phase>,
-    /// conversation → audience size, for the drain's expected deliveries.
-    pub audience: HashMap<String, u32>,
+    /// conversation → audience size, for the drain's expected deliveries;
+    /// the nemesis adjusts it when it removes or re-adds members.
+    pub audience: Arc<Audience>,
     pub seed: u64,
+}
+
+/// How many members each conversation has now.
+#[derive(Debug, Default)]
+pub struct Audience(HashMap<String, AtomicU32>);
+
+impl Audience {
+    pub fn new(sizes: impl IntoIterator<Item = (String, u32)>) -> Audience {
+        Audience(
+            sizes
+                .into_iter()
+                .map(|(c, n)| (c, AtomicU32::new(n)))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, conversation: &str) -> u32 {
+        self.0
+            .get(conversation)
+            .map(|n| n.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    pub fn adjust(&self, conversation: &str, delta: i32) {
+        if let Some(n) = self.0.get(conversation) {
+            let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add_signed(delta))
+            });
+        }
+    }
 }

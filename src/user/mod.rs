@@ -28,7 +28,7 @@ use stats::Stats;
 
 use crate::history::EventKind;
 use crate::sio::{self, CloseReason, ConnectError, ConnectOptions, Recovery};
-use crate::target::Session;
+use crate::target::{Api, Session};
 
 /// One conversation as a user sees it.
 struct Conversation {
@@ -38,10 +38,23 @@ struct Conversation {
     seen: Seen,
 }
 
+/// Where one user's traffic goes: straight to the server, or through its
+/// cohort's proxy (REST too, so an offline user cannot sync either).
+#[derive(Clone)]
+pub struct Route {
+    pub socket_url: String,
+    pub api: Api,
+    /// True while the user's cohort has its tab closed (client-disconnect fault).
+    pub tab: Option<watch::Receiver<bool>>,
+}
+
 pub struct User {
     idx: u32,
     name: String,
     ctx: Arc<Ctx>,
+    socket_url: String,
+    api: Api,
+    tab: Option<watch::Receiver<bool>>,
     /// Seeded per user, so the same seed gives the same jitter and think times.
     rng: StdRng,
     session: Option<Session>,
@@ -60,11 +73,13 @@ pub struct User {
 /// How a session (one connection) ended.
 enum SessionEnd {
     Lost(CloseReason),
+    /// The tab was closed: a client-side disconnect.
+    TabClosed,
     Stop,
 }
 
 impl User {
-    pub fn new(idx: u32, conversations: Vec<String>, ctx: Arc<Ctx>) -> User {
+    pub fn new(idx: u32, conversations: Vec<String>, ctx: Arc<Ctx>, route: Route) -> User {
         let mut rng =
             StdRng::seed_from_u64(ctx.seed ^ (idx as u64).wrapping_mul(0x9e3779b97f4a7c15));
         // Spread the first sends over one interval so users do not send in lockstep.
@@ -75,6 +90,9 @@ impl User {
         User {
             idx,
             name: format!("u{idx}"),
+            socket_url: route.socket_url,
+            api: route.api,
+            tab: route.tab,
             phase: ctx.phase.clone(),
             backoff: Backoff::new(ctx.reconnection),
             conversations: conversations
@@ -143,7 +161,7 @@ impl User {
     /// Logs in, retrying on the reconnection schedule while the run goes on.
     async fn login(&mut self) -> bool {
         loop {
-            match self.ctx.api.login(&self.name).await {
+            match self.api.login(&self.name).await {
                 Ok(s) => {
                     self.record(EventKind::LoggedIn {
                         expires_at_ms: s.expires_at_ms.unwrap_or(0),
@@ -173,8 +191,8 @@ impl User {
             return;
         }
         let refreshed = match session.refresh.clone() {
-            Some(r) => self.ctx.api.refresh(&r).await,
-            None => self.ctx.api.login(&self.name).await,
+            Some(r) => self.api.refresh(&r).await,
+            None => self.api.login(&self.name).await,
         };
         match refreshed {
             Ok(s) => {
@@ -187,7 +205,7 @@ impl User {
                 self.record(EventKind::TokenRefreshFailed {
                     error: e.to_string(),
                 });
-                if let Ok(s) = self.ctx.api.login(&self.name).await {
+                if let Ok(s) = self.api.login(&self.name).await {
                     self.record(EventKind::LoggedIn {
                         expires_at_ms: s.expires_at_ms.unwrap_or(0),
                     });
@@ -222,10 +240,13 @@ impl User {
             if self.stopping() {
                 return;
             }
+            if !self.wait_tab_open().await {
+                return;
+            }
             self.ensure_fresh_token(refused).await;
             attempt += 1;
             self.record(EventKind::Connecting { attempt, scheduled });
-            match sio::connect(&self.ctx.socket_url, &self.connect_options()).await {
+            match sio::connect(&self.socket_url, &self.connect_options()).await {
                 Ok(conn) => {
                     refused = false;
                     let t = conn.info.timings;
@@ -251,6 +272,14 @@ impl User {
                     Stats::gauge(&self.stats().offline, 1);
                     match end {
                         SessionEnd::Stop => return,
+                        SessionEnd::TabClosed => {
+                            self.record(EventKind::Disconnected {
+                                reason: "io client disconnect".into(),
+                            });
+                            // Reopening the tab connects at once, with a fresh Manager.
+                            self.backoff.reset();
+                            continue;
+                        }
                         SessionEnd::Lost(reason) => {
                             self.record(EventKind::Disconnected {
                                 reason: reason.as_str().to_owned(),
@@ -265,6 +294,7 @@ impl User {
                     }
                 }
                 Err(e) => {
+                    let was_refused = refused;
                     refused = matches!(e, ConnectError::Refused { .. });
                     Stats::add(&self.stats().connect_failures, 1);
                     self.record(EventKind::ConnectFailed {
@@ -275,12 +305,36 @@ impl User {
                     if !self.ctx.reconnection.enabled || self.backoff.exhausted() {
                         return self.stay_offline(attempt).await;
                     }
+                    // The guide's client answers `Authentication failed` by
+                    // refreshing its token and connecting again at once; only
+                    // a second refusal in a row waits for the schedule.
+                    if refused && !was_refused {
+                        scheduled = self.ctx.recorder.now();
+                        continue;
+                    }
                 }
             }
             let delay = self.backoff.next_delay(self.rng.random());
             scheduled = self.ctx.recorder.now() + delay.as_micros() as u64;
             if !self.sleep(delay).await {
                 return;
+            }
+        }
+    }
+
+    /// Waits while the tab is closed; false if the run stopped meanwhile.
+    async fn wait_tab_open(&mut self) -> bool {
+        let Some(mut tab) = self.tab.clone() else {
+            return true;
+        };
+        let mut phase = self.phase.clone();
+        loop {
+            if !*tab.borrow_and_update() {
+                return true;
+            }
+            tokio::select! {
+                changed = tab.changed() => if changed.is_err() { return true },
+                _ = phase.wait_for(|p| *p == Phase::Stop) => return false,
             }
         }
     }

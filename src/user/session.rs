@@ -44,6 +44,7 @@ impl User {
             });
         }
 
+        let mut tab = self.tab.clone();
         loop {
             let chatting = *self.phase.borrow() == Phase::Chat && self.next_send.is_some();
             let due = self.next_send.unwrap_or_else(tokio::time::Instant::now);
@@ -68,6 +69,11 @@ impl User {
                     }
                     self.schedule_next_send();
                 }
+                closed = tab_closed(&mut tab) => if closed {
+                    client.disconnect().await;
+                    self.outbox.all_grounded();
+                    return SessionEnd::TabClosed;
+                },
                 changed = self.phase.changed() => {
                     if changed.is_err() || *self.phase.borrow() == Phase::Stop {
                         client.disconnect().await;
@@ -143,7 +149,7 @@ impl User {
         let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
             return 0;
         };
-        let api = self.ctx.api.clone();
+        let api = self.api.clone();
         let pending: Vec<_> = self
             .conversations
             .iter()
@@ -257,7 +263,7 @@ impl User {
                 let answer = args.into_iter().next().unwrap_or(Value::Null);
                 let conversation = p.conversation.to_string();
                 if let Some(id) = answer.get("id").map(id_string) {
-                    let audience = self.ctx.audience.get(&conversation).copied().unwrap_or(0);
+                    let audience = self.ctx.audience.get(&conversation);
                     Stats::add(&self.stats().acked, 1);
                     Stats::add(&self.stats().expected, audience as u64);
                     let seq = answer.get("seq").and_then(Value::as_i64);
@@ -360,6 +366,18 @@ impl User {
             dup: !new,
         });
         new
+    }
+}
+
+/// Resolves when the tab signal changes, with whether it is now closed;
+/// never, for users of a cohort without client faults.
+async fn tab_closed(tab: &mut Option<tokio::sync::watch::Receiver<bool>>) -> bool {
+    match tab {
+        Some(t) => match t.changed().await {
+            Ok(()) => *t.borrow_and_update(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 

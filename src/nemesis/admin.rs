@@ -1,0 +1,127 @@
+//! The test-admin calls faults make on the target itself (never through a
+//! cohort's proxy): revoke tokens, remove and re-add members, health.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+
+/// How far a list of admin calls got.
+pub struct Done {
+    pub count: usize,
+    pub result: anyhow::Result<()>,
+}
+use serde_json::json;
+
+use crate::scenario::ApiPaths;
+
+pub struct Admin {
+    pub http: reqwest::Client,
+    /// The server's own base URL.
+    pub base: String,
+    pub paths: ApiPaths,
+}
+
+impl Admin {
+    fn participants(&self, conversation: &str) -> String {
+        format!(
+            "{}{}",
+            self.base,
+            self.paths.participants.replace("{id}", conversation)
+        )
+    }
+
+    pub async fn revoke(&self, users: &[u32]) -> anyhow::Result<()> {
+        for u in users {
+            let r = self
+                .http
+                .post(format!("{}{}", self.base, self.paths.revoke))
+                .json(&json!({ "userId": format!("u{u}") }))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("revoking u{u}: HTTP {}", r.status());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes each pair in order; says how many were removed before any failure.
+    pub async fn remove(&self, pairs: &[(String, u32)]) -> Done {
+        let mut count = 0;
+        for (c, u) in pairs {
+            let r = self
+                .http
+                .delete(format!("{}/u{u}", self.participants(c)))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => count += 1,
+                Ok(r) => {
+                    return Done {
+                        count,
+                        result: Err(anyhow!("removing u{u} from {c}: HTTP {}", r.status())),
+                    };
+                }
+                Err(e) => {
+                    return Done {
+                        count,
+                        result: Err(e.into()),
+                    };
+                }
+            }
+        }
+        Done {
+            count,
+            result: Ok(()),
+        }
+    }
+
+    pub async fn readd(&self, pairs: &[(String, u32)]) -> Done {
+        let mut count = 0;
+        for (c, u) in pairs {
+            let r = self
+                .http
+                .post(self.participants(c))
+                .json(&json!({ "userId": format!("u{u}") }))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => count += 1,
+                Ok(r) => {
+                    return Done {
+                        count,
+                        result: Err(anyhow!("re-adding u{u} to {c}: HTTP {}", r.status())),
+                    };
+                }
+                Err(e) => {
+                    return Done {
+                        count,
+                        result: Err(e.into()),
+                    };
+                }
+            }
+        }
+        Done {
+            count,
+            result: Ok(()),
+        }
+    }
+
+    pub async fn wait_healthy(&self, bound: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let r = self
+                .http
+                .get(format!("{}{}", self.base, self.paths.health))
+                .send()
+                .await;
+            if matches!(&r, Ok(r) if r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("the server was not healthy again within {bound:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The nemesis: executes the scenario's fault timeline (Jepsen's word for
+//! the thing that breaks the system on schedule). Every step is recorded
+//! twice, when it is asked for (`begin`) and when it took effect (`done`) or
+//! failed, so the checker can tell what users saw from what was done to them,
+//! and treat the moments in between as undecidable rather than guess.
+
+pub mod admin;
+pub mod proxies;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tokio::sync::watch;
+
+use crate::history::{EventKind, Recorder};
+use crate::scenario::{Action, RestartMode, Step};
+use crate::target::ManagedServer;
+use admin::Admin;
+use proxies::Proxies;
+
+/// The harness's own events carry this user index.
+pub const HARNESS: u32 = u32::MAX;
+
+pub struct Nemesis {
+    pub proxies: Option<Arc<Proxies>>,
+    /// The embedded server, shared with the run (which stops it at the end).
+    pub server: Option<Arc<Mutex<ManagedServer>>>,
+    /// For an external server: `sh -c` this to restart it.
+    pub restart_command: Option<String>,
+    pub admin: Admin,
+    /// cohort → "tab closed" signal the cohort's users watch.
+    pub tabs: HashMap<String, watch::Sender<bool>>,
+    pub recorder: Recorder,
+    /// Conversation sizes the users' delivery accounting uses; membership
+    /// faults keep it true.
+    pub audience: Arc<crate::user::ctx::Audience>,
+}
+
+impl Nemesis {
+    /// Runs the steps at `start + step.at` until done or `stop` turns true;
+    /// then heals whatever is still broken. Returns the steps that failed.
+    pub async fn run(
+        &self,
+        steps: Vec<Step>,
+        start: tokio::time::Instant,
+        mut stop: watch::Receiver<bool>,
+    ) -> Vec<String> {
+        let mut failures = Vec::new();
+        for step in steps {
+            tokio::select! {
+                _ = tokio::time::sleep_until(start + step.at) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            let action = serde_json::to_value(&step.action).unwrap_or_default();
+            let record = |phase: &str, error: Option<String>| {
+                self.recorder.record(
+                    HARNESS,
+                    EventKind::Fault {
+                        fault: step.fault,
+                        kind: step.kind,
+                        phase: phase.into(),
+                        action: action.clone(),
+                        error,
+                    },
+                );
+            };
+            record("begin", None);
+            match self.execute(&step.action).await {
+                Ok(()) => record("done", None),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    tracing::warn!("fault {} ({:?}) failed: {msg}", step.fault, step.kind);
+                    failures.push(format!(
+                        "fault {} {:?} at {:?}: {msg}",
+                        step.fault, step.kind, step.at
+                    ));
+                    record("failed", Some(msg));
+                }
+            }
+        }
+        self.heal_all().await;
+        failures
+    }
+
+    async fn execute(&self, action: &Action) -> anyhow::Result<()> {
+        match action {
+            Action::NetStart { cohort, effect } => self.proxies()?.apply(cohort, effect).await,
+            Action::NetHeal { cohort, .. } => self.proxies()?.heal(cohort).await,
+            Action::TabClose { cohort } => self.tab(cohort, true),
+            Action::TabOpen { cohort } => self.tab(cohort, false),
+            Action::ServerDown { mode } => self.server_down(*mode).await,
+            Action::ServerUp => self.server_up().await,
+            Action::Revoke { users } => self.admin.revoke(users).await,
+            Action::RemoveMembers { pairs } => {
+                let done = self.admin.remove(pairs).await;
+                for (c, _) in pairs.iter().take(done.count) {
+                    self.audience.adjust(c, -1);
+                }
+                done.result
+            }
+            Action::ReaddMembers { pairs } => {
+                let done = self.admin.readd(pairs).await;
+                for (c, _) in pairs.iter().take(done.count) {
+                    self.audience.adjust(c, 1);
+                }
+                done.result
+            }
+        }
+    }
+
+    fn proxies(&self) -> anyhow::Result<&Proxies> {
+        self.proxies.as_deref().ok_or_else(|| {
+            anyhow!("network faults need the cohorts' proxies, which are not running")
+        })
+    }
+
+    fn tab(&self, cohort: &str, closed: bool) -> anyhow::Result<()> {
+        let tx = self
+            .tabs
+            .get(cohort)
+            .ok_or_else(|| anyhow!("no cohort {cohort}"))?;
+        tx.send_replace(closed);
+        Ok(())
+    }
+
+    async fn server_down(&self, mode: RestartMode) -> anyhow::Result<()> {
+        match (&self.server, &self.restart_command) {
+            (Some(server), _) => {
+                let server = server.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut s = server.lock().unwrap_or_else(|p| p.into_inner());
+                    match mode {
+                        RestartMode::Crash => s.kill(),
+                        RestartMode::Graceful => s.stop(Duration::from_secs(10)),
+                    }
+                })
+                .await?
+            }
+            // An external server restarts in one command, at the "up" step.
+            (None, Some(_)) => Ok(()),
+            (None, None) => Err(anyhow!("no managed server and no restart_command")),
+        }
+    }
+
+    async fn server_up(&self) -> anyhow::Result<()> {
+        match (&self.server, &self.restart_command) {
+            (Some(server), _) => {
+                let server = server.clone();
+                tokio::task::spawn_blocking(move || {
+                    server.lock().unwrap_or_else(|p| p.into_inner()).restart()
+                })
+                .await??;
+            }
+            (None, Some(cmd)) => {
+                let status = tokio::process::Command::new("sh")
+                    .args(["-c", cmd])
+                    .status()
+                    .await
+                    .context("restart_command")?;
+                anyhow::ensure!(status.success(), "restart_command exited with {status}");
+            }
+            (None, None) => return Err(anyhow!("no managed server and no restart_command")),
+        }
+        self.admin.wait_healthy(Duration::from_secs(20)).await
+    }
+
+    /// Leaves nothing broken: proxies healed, tabs open, the server up.
+    pub async fn heal_all(&self) {
+        if let Some(p) = &self.proxies {
+            for cohort in self.tabs.keys() {
+                let _ = p.heal(cohort).await;
+            }
+        }
+        for tx in self.tabs.values() {
+            tx.send_replace(false);
+        }
+        if let Some(server) = &self.server {
+            let server = server.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut s = server.lock().unwrap_or_else(|p| p.into_inner());
+                if !s.is_running() {
+                    let _ = s.restart();
+                }
+            })
+            .await;
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! Cohorts and the fault timeline, resolved. Recurring faults and flapping
+//! are expanded here, with the scenario's seed, into a concrete list of
+//! steps; who gets revoked or removed is picked here too. So the plan shows
+//! exactly what will be done and when, and the same seed does the same.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use toml::Spanned;
+
+use super::error::ScenarioError;
+use super::faults_file::{CohortSection, FaultKind, FaultSection};
+
+/// Users `first .. first + count` share one proxy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Cohort {
+    pub name: String,
+    pub first: u32,
+    pub count: u32,
+}
+
+impl Cohort {
+    pub fn contains(&self, user: u32) -> bool {
+        (self.first..self.first + self.count).contains(&user)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OfflineMode {
+    /// The proxy is disabled: connections closed, new ones refused.
+    Refuse,
+    /// Data is held and never delivered (`timeout` 0): users notice by ping timeout.
+    Blackhole,
+    /// Connections are reset (`reset_peer`).
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// SIGKILL.
+    Crash,
+    /// SIGTERM: the server says `server-shutdown` and closes sockets.
+    Graceful,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "effect", rename_all = "kebab-case")]
+pub enum NetEffect {
+    Offline {
+        mode: OfflineMode,
+    },
+    Latency {
+        latency_ms: u64,
+        jitter_ms: u64,
+    },
+    Bandwidth {
+        rate: u64,
+    },
+    Slicer {
+        average_size: u64,
+        size_variation: u64,
+        delay_us: u64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    NetStart { cohort: String, effect: NetEffect },
+    NetHeal { cohort: String, effect: NetEffect },
+    ServerDown { mode: RestartMode },
+    ServerUp,
+    Revoke { users: Vec<u32> },
+    RemoveMembers { pairs: Vec<(String, u32)> },
+    ReaddMembers { pairs: Vec<(String, u32)> },
+    TabClose { cohort: String },
+    TabOpen { cohort: String },
+}
+
+/// One thing the nemesis does at one time (counted from the chat phase).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Step {
+    pub at: Duration,
+    /// Index of the `[[faults]]` entry it comes from.
+    pub fault: u32,
+    pub kind: FaultKind,
+    pub action: Action,
+}
+
+/// What faults need to know about the rest of the plan.
+pub struct Context<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+    pub users: u32,
+    pub duration: Duration,
+    pub seed: u64,
+    /// conversation → members (user indexes), as seeded.
+    pub roster: &'a [(String, Vec<u32>)],
+}
+
+impl Context<'_> {
+    fn err(&self, span: Range<usize>, msg: String, fix: &str) -> ScenarioError {
+        ScenarioError::at(self.path, self.text, Some(span), msg).with_fix(fix)
+    }
+}
+
+/// Cohorts in file order take consecutive users; the users left over form
+/// a cohort named "rest".
+pub fn cohorts(cx: &Context<'_>, sections: &[CohortSection]) -> Result<Vec<Cohort>, ScenarioError> {
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    for c in sections {
+        let name = c.name.get_ref().clone();
+        if name == "rest" || out.iter().any(|o: &Cohort| o.name == name) {
+            return Err(cx.err(
+                c.name.span(),
+                format!("cohort name {name:?} is used twice (\"rest\" is reserved)"),
+                "give every cohort its own name",
+            ));
+        }
+        let count = c.users.get_ref().of(cx.users);
+        if next + count > cx.users {
+            return Err(cx.err(
+                c.users.span(),
+                format!("cohorts add up to more than the {} users (this one needs {count}, {} are left)", cx.users, cx.users - next),
+                "make the cohorts add up to at most 100% of users.count",
+            ));
+        }
+        out.push(Cohort {
+            name,
+            first: next,
+            count,
+        });
+        next += count;
+    }
+    if next < cx.users {
+        out.push(Cohort {
+            name: "rest".into(),
+            first: next,
+            count: cx.users - next,
+        });
+    }
+    Ok(out)
+}
+
+fn required<'a, T>(
+    cx: &Context<'_>,
+    f: &'a FaultSection,
+    v: &'a Option<Spanned<T>>,
+    key: &str,
+    example: &str,
+) -> Result<&'a T, ScenarioError> {
+    v.as_ref().map(|s| s.get_ref()).ok_or_else(|| {
+        cx.err(
+            f.kind.span(),
+            format!("a {:?} fault needs `{key}`", f.kind.get_ref()),
+            &format!("add {key} = {example}"),
+        )
+    })
+}
+
+fn offline_mode(cx: &Context<'_>, s: &Spanned<String>) -> Result<OfflineMode, ScenarioError> {
+    match s.get_ref().as_str() {
+        "refuse" => Ok(OfflineMode::Refuse),
+        "blackhole" => Ok(OfflineMode::Blackhole),
+        "reset" => Ok(OfflineMode::Reset),
+        other => Err(cx.err(
+            s.span(),
+            format!("unknown offline mode {other:?}"),
+            "use \"refuse\", \"blackhole\" or \"reset\"",
+        )),
+    }
+}
+
+/// Expands every `[[faults]]` entry into timed steps, sorted by time.
+pub fn timeline(
+    cx: &Context<'_>,
+    cohorts: &[Cohort],
+    faults: &[FaultSection],
+) -> Result<Vec<Step>, ScenarioError> {
+    let mut rng = StdRng::seed_from_u64(cx.seed ^ 0x6e656d65736973);
+    let mut steps = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        let kind = *f.kind.get_ref();
+        let at_span = f.at.as_ref().map(|a| a.span()).unwrap_or(f.kind.span());
+        let at = f.at.as_ref().map(|a| a.get_ref().0).unwrap_or_default();
+        let cohort = match &f.cohort {
+            Some(c) if !cohorts.iter().any(|k| &k.name == c.get_ref()) => {
+                let known: Vec<&str> = cohorts.iter().map(|k| k.name.as_str()).collect();
+                return Err(cx.err(
+                    c.span(),
+                    format!("no cohort named {:?}", c.get_ref()),
+                    &format!("use one of {known:?}, or add a [[cohorts]] entry"),
+                ));
+            }
+            Some(c) => Some(c.get_ref().clone()),
+            None => None,
+        };
+        let needs_cohort = matches!(
+            kind,
+            FaultKind::Offline
+                | FaultKind::Flapping
+                | FaultKind::Latency
+                | FaultKind::Bandwidth
+                | FaultKind::Slicer
+                | FaultKind::ClientDisconnect
+        );
+        let cohort_name = match (&cohort, needs_cohort) {
+            (Some(c), _) => c.clone(),
+            (None, true) if cohorts.len() == 1 => cohorts[0].name.clone(),
+            (None, true) => {
+                return Err(cx.err(
+                    f.kind.span(),
+                    format!("a {kind:?} fault needs `cohort`"),
+                    "name the cohort it hits: cohort = \"...\"",
+                ));
+            }
+            (None, false) => String::new(),
+        };
+        let lasting = matches!(
+            kind,
+            FaultKind::Offline
+                | FaultKind::Flapping
+                | FaultKind::Latency
+                | FaultKind::Bandwidth
+                | FaultKind::Slicer
+                | FaultKind::ClientDisconnect
+        );
+        let length = if lasting {
+            required(cx, f, &f.duration, "for", "\"10s\"")?.0
+        } else {
+            Duration::ZERO
+        };
+        if at + length > cx.duration {
+            let span = f.duration.as_ref().map(|d| d.span()).unwrap_or(at_span);
+            return Err(cx.err(
+                span,
+                format!("this fault runs until {:?}, past the end of the run ({:?})", at + length, cx.duration),
+                "start it earlier, shorten it, or lengthen run.duration (faults count from the start of the chat phase)",
+            ));
+        }
+        // Start times: once, or every `every` until the run ends.
+        let mut starts = vec![at];
+        if let Some(every) = &f.every {
+            let r = every.get_ref();
+            if r.low.is_zero() || r.low < length {
+                return Err(cx.err(
+                    every.span(),
+                    "`every` must be longer than the fault itself".into(),
+                    "make every's lower bound more than `for`",
+                ));
+            }
+            let mut t = at;
+            loop {
+                t += if r.high > r.low {
+                    rng.random_range(r.low..=r.high)
+                } else {
+                    r.low
+                };
+                if t + length > cx.duration {
+                    break;
+                }
+                starts.push(t);
+            }
+        }
+        let fault = i as u32;
+        let mut push = |at: Duration, action: Action| {
+            steps.push(Step {
+                at,
+                fault,
+                kind,
+                action,
+            })
+        };
+        for start in starts {
+            match kind {
+                FaultKind::Offline
+                | FaultKind::Latency
+                | FaultKind::Bandwidth
+                | FaultKind::Slicer => {
+                    let effect = match kind {
+                        FaultKind::Offline => NetEffect::Offline {
+                            mode: offline_mode(
+                                cx,
+                                required_spanned(cx, f, &f.mode, "mode", "\"refuse\"")?,
+                            )?,
+                        },
+                        FaultKind::Latency => NetEffect::Latency {
+                            latency_ms: required(cx, f, &f.latency, "latency", "\"200ms\"")?
+                                .0
+                                .as_millis() as u64,
+                            jitter_ms: f
+                                .jitter
+                                .as_ref()
+                                .map(|j| j.get_ref().0.as_millis() as u64)
+                                .unwrap_or(0),
+                        },
+                        FaultKind::Bandwidth => NetEffect::Bandwidth {
+                            rate: *required(cx, f, &f.rate, "rate", "64")?,
+                        },
+                        _ => NetEffect::Slicer {
+                            average_size: f
+                                .average_size
+                                .as_ref()
+                                .map(|v| *v.get_ref())
+                                .unwrap_or(64),
+                            size_variation: f
+                                .size_variation
+                                .as_ref()
+                                .map(|v| *v.get_ref())
+                                .unwrap_or(32),
+                            delay_us: f
+                                .delay
+                                .as_ref()
+                                .map(|d| d.get_ref().0.as_micros() as u64)
+                                .unwrap_or(10_000),
+                        },
+                    };
+                    push(
+                        start,
+                        Action::NetStart {
+                            cohort: cohort_name.clone(),
+                            effect: effect.clone(),
+                        },
+                    );
+                    push(
+                        start + length,
+                        Action::NetHeal {
+                            cohort: cohort_name.clone(),
+                            effect,
+                        },
+                    );
+                }
+                FaultKind::Flapping => {
+                    let down = required(cx, f, &f.down, "down", "\"2s..5s\"")?;
+                    let up = required(cx, f, &f.up, "up", "\"3s..8s\"")?;
+                    let modes = match &f.modes {
+                        Some(m) => m
+                            .get_ref()
+                            .iter()
+                            .map(|s| offline_mode(cx, &Spanned::new(m.span(), s.clone())))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        None => vec![OfflineMode::Refuse],
+                    };
+                    let mut t = start;
+                    let mut n = 0;
+                    while t < start + length {
+                        let d = if down.high > down.low {
+                            rng.random_range(down.low..=down.high)
+                        } else {
+                            down.low
+                        };
+                        let end = (t + d).min(start + length);
+                        let effect = NetEffect::Offline {
+                            mode: modes[n % modes.len().max(1)],
+                        };
+                        push(
+                            t,
+                            Action::NetStart {
+                                cohort: cohort_name.clone(),
+                                effect: effect.clone(),
+                            },
+                        );
+                        push(
+                            end,
+                            Action::NetHeal {
+                                cohort: cohort_name.clone(),
+                                effect,
+                            },
+                        );
+                        t = end
+                            + if up.high > up.low {
+                                rng.random_range(up.low..=up.high)
+                            } else {
+                                up.low
+                            };
+                        n += 1;
+                    }
+                }
+                FaultKind::ClientDisconnect => {
+                    push(
+                        start,
+                        Action::TabClose {
+                            cohort: cohort_name.clone(),
+                        },
+                    );
+                    push(
+                        start + length,
+                        Action::TabOpen {
+                            cohort: cohort_name.clone(),
+                        },
+                    );
+                }
+                FaultKind::ServerRestart => {
+                    let mode = match f.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+                        None | Some(("crash", _)) => RestartMode::Crash,
+                        Some(("graceful", _)) => RestartMode::Graceful,
+                        Some((other, span)) => {
+                            return Err(cx.err(
+                                span,
+                                format!("unknown restart mode {other:?}"),
+                                "use \"crash\" (SIGKILL) or \"graceful\" (SIGTERM)",
+                            ));
+                        }
+                    };
+                    let down = f
+                        .down
+                        .as_ref()
+                        .map(|d| d.get_ref().low)
+                        .unwrap_or(Duration::from_secs(1));
+                    if start + down > cx.duration {
+                        return Err(cx.err(
+                            at_span,
+                            "the server would come back after the run ends".into(),
+                            "restart earlier or shorten `down`",
+                        ));
+                    }
+                    push(start, Action::ServerDown { mode });
+                    push(start + down, Action::ServerUp);
+                }
+                FaultKind::TokenExpiry => {
+                    let pool: Vec<u32> = pool(cohorts, cohort.as_deref(), cx.users);
+                    let n = required(cx, f, &f.users, "users", "\"10%\"")?.of(pool.len() as u32)
+                        as usize;
+                    let mut picked = pool;
+                    picked.shuffle(&mut rng);
+                    picked.truncate(n);
+                    picked.sort();
+                    push(start, Action::Revoke { users: picked });
+                }
+                FaultKind::Membership => {
+                    let members = pool(cohorts, cohort.as_deref(), cx.users);
+                    let mut pairs: Vec<(String, u32)> = cx
+                        .roster
+                        .iter()
+                        .flat_map(|(c, ms)| {
+                            ms.iter()
+                                .filter(|u| members.contains(u))
+                                .map(move |u| (c.clone(), *u))
+                        })
+                        .collect();
+                    let n =
+                        required(cx, f, &f.users, "users", "3")?.of(pairs.len() as u32) as usize;
+                    pairs.shuffle(&mut rng);
+                    pairs.truncate(n);
+                    pairs.sort();
+                    push(
+                        start,
+                        Action::RemoveMembers {
+                            pairs: pairs.clone(),
+                        },
+                    );
+                    if let Some(after) = &f.readd_after {
+                        push(start + after.get_ref().0, Action::ReaddMembers { pairs });
+                    }
+                }
+            }
+        }
+    }
+    steps.sort_by_key(|s| s.at);
+    Ok(steps)
+}
+
+fn required_spanned<'a, T>(
+    cx: &Context<'_>,
+    f: &FaultSection,
+    v: &'a Option<Spanned<T>>,
+    key: &str,
+    example: &str,
+) -> Result<&'a Spanned<T>, ScenarioError> {
+    v.as_ref().ok_or_else(|| {
+        cx.err(
+            f.kind.span(),
+            format!("a {:?} fault needs `{key}`", f.kind.get_ref()),
+            &format!("add {key} = {example}"),
+        )
+    })
+}
+
+/// The users a fault may pick from: a cohort, or everyone.
+fn pool(cohorts: &[Cohort], cohort: Option<&str>, users: u32) -> Vec<u32> {
+    match cohort.and_then(|c| cohorts.iter().find(|k| k.name == c)) {
+        Some(c) => (c.first..c.first + c.count).collect(),
+        None => (0..users).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::{Action, ScenarioError, parse};
+    use std::path::Path;
+
+    fn p(extra: &str) -> Result<crate::scenario::Plan, ScenarioError> {
+        parse(
+            Path::new("f.toml"),
+            &format!("[run]\nduration = \"20s\"\n[users]\ncount = 10\n{extra}"),
+        )
+    }
+
+    #[test]
+    fn unknown_kind_over_full_cohorts_and_late_faults_are_refused_with_positions() {
+        let e = p("[[faults]]\nkind = \"earthquake\"\nat = \"1s\"\n").unwrap_err();
+        assert_eq!((e.line, e.column), (6, 8), "{e}");
+        assert!(
+            e.message.contains("server-restart"),
+            "lists the known kinds: {e}"
+        );
+
+        let e = p("[[cohorts]]\nname = \"a\"\nusers = \"60%\"\n[[cohorts]]\nname = \"b\"\nusers = \"50%\"\n").unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("more than the 10 users"), "{e}");
+        let e = p("[[cohorts]]\nname = \"a\"\nusers = \"150%\"\n").unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+
+        let e =
+            p("[[faults]]\nkind = \"offline\"\nmode = \"refuse\"\nat = \"15s\"\nfor = \"10s\"\n")
+                .unwrap_err();
+        assert_eq!((e.line, e.column), (9, 7), "{e}");
+        assert!(e.message.contains("past the end of the run"), "{e}");
+
+        let e = p("[[faults]]\nkind = \"offline\"\ncohort = \"nobody\"\nmode = \"refuse\"\nat = \"1s\"\nfor = \"1s\"\n").unwrap_err();
+        assert!(e.message.contains("no cohort named"), "{e}");
+        let e =
+            p("[[faults]]\nkind = \"offline\"\nmode = \"sideways\"\nat = \"1s\"\nfor = \"1s\"\n")
+                .unwrap_err();
+        assert!(e.fix.unwrap().contains("blackhole"));
+        let e = p("[[faults]]\nkind = \"offline\"\nat = \"1s\"\nfor = \"1s\"\nwobble = 3\n")
+            .unwrap_err();
+        assert!(e.message.contains("unknown field `wobble`"), "{e}");
+    }
+
+    #[test]
+    fn the_timeline_is_concrete_sorted_and_seeded() {
+        let text = "[[faults]]\nkind = \"flapping\"\nmodes = [\"refuse\", \"blackhole\"]\ndown = \"1s..2s\"\nup = \"1s..3s\"\nat = \"1s\"\nfor = \"15s\"\n\
+                    [[faults]]\nkind = \"token-expiry\"\nusers = \"30%\"\nat = \"5s\"\nevery = \"5s\"\n";
+        let a = p(text).unwrap();
+        assert_eq!(
+            a.timeline,
+            p(text).unwrap().timeline,
+            "same seed, same timeline"
+        );
+        assert!(a.timeline.windows(2).all(|w| w[0].at <= w[1].at));
+        let starts = a
+            .timeline
+            .iter()
+            .filter(|s| matches!(s.action, Action::NetStart { .. }))
+            .count();
+        let heals = a
+            .timeline
+            .iter()
+            .filter(|s| matches!(s.action, Action::NetHeal { .. }))
+            .count();
+        assert!(starts >= 3 && starts == heals, "{starts} outages");
+        let revokes: Vec<_> = a
+            .timeline
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Revoke { users } => Some(users.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            revokes,
+            [3, 3, 3],
+            "every 5 s from 5 s within 20 s, 30% of 10"
+        );
+        assert!(a.needs_proxy());
+    }
+}

@@ -1,0 +1,404 @@
+//! Every fault kind end to end against the embedded server, through real
+//! proxies, with assertions on what the users recorded.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use reconnoiter::exit::Exit;
+use reconnoiter::history::{Event, EventKind};
+use reconnoiter::run::{RunOptions, run};
+
+const S: u64 = 1_000_000;
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        target_url: None,
+        reports_dir: dir.to_owned(),
+        server_binary: env!("CARGO_BIN_EXE_reconnoiter").into(),
+        quiet: true,
+        toxiproxy: None,
+        stats: None,
+    }
+}
+
+/// When the nemesis began a step (asked for it), by (fault, action).
+fn begin_at(events: &[Event], fault: u32, action: &str) -> u64 {
+    step_at(events, fault, action, "begin")
+}
+
+/// When the nemesis finished a step (its `done` record).
+fn done_at(events: &[Event], fault: u32, action: &str) -> u64 {
+    step_at(events, fault, action, "done")
+}
+
+fn step_at(events: &[Event], fault: u32, action: &str, phase: &str) -> u64 {
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Fault {
+                fault: f,
+                phase: p,
+                action: a,
+                ..
+            } if *f == fault && p == phase && a["action"] == action => Some(e.t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("fault {fault} {action} never {phase}"))
+}
+
+/// Kills a hand-started process even when the test fails (its inherited
+/// stderr would otherwise keep the test runner's pipe open).
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn of_user(events: &[Event]) -> HashMap<u32, Vec<&Event>> {
+    let mut m: HashMap<u32, Vec<&Event>> = HashMap::new();
+    for e in events {
+        m.entry(e.u).or_default().push(e);
+    }
+    m
+}
+
+fn first_after<'a>(
+    evs: &'a [&'a Event],
+    t: u64,
+    pred: impl Fn(&EventKind) -> bool,
+) -> Option<&'a Event> {
+    evs.iter().copied().find(|e| e.t >= t && pred(&e.kind))
+}
+
+const SCENARIO: &str = r#"
+[run]
+duration = "14s"
+drain = "20s"
+seed = 5
+[target]
+ping_interval = "1s"
+ping_timeout = "1s"
+[users]
+count = 50
+conversations = 5
+members = 10
+send_rate = "1/s"
+[users.reconnection]
+timeout = "2s"
+[[cohorts]]
+name = "refused"
+users = 10
+[[cohorts]]
+name = "blackholed"
+users = 10
+[[cohorts]]
+name = "reset"
+users = 10
+[[cohorts]]
+name = "tabs"
+users = 10
+# fault 0
+[[faults]]
+kind = "offline"
+cohort = "refused"
+mode = "refuse"
+at = "1s"
+for = "3s"
+# fault 1
+[[faults]]
+kind = "offline"
+cohort = "blackholed"
+mode = "blackhole"
+at = "1s"
+for = "4s"
+# fault 2
+[[faults]]
+kind = "offline"
+cohort = "reset"
+mode = "reset"
+at = "1s"
+for = "3s"
+# fault 3
+[[faults]]
+kind = "client-disconnect"
+cohort = "tabs"
+at = "1s"
+for = "2s"
+# fault 4: the "rest" cohort (users 40..49) loses its tokens
+[[faults]]
+kind = "token-expiry"
+cohort = "rest"
+users = "100%"
+at = "9s"
+# fault 5
+[[faults]]
+kind = "membership"
+cohort = "rest"
+users = 3
+at = "9s"
+# fault 6: everyone must come back, the revoked and the removed included
+[[faults]]
+kind = "server-restart"
+mode = "crash"
+at = "10s"
+down = "1s"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_kind_does_what_it_says_to_the_users() {
+    let reports = tempfile::tempdir().unwrap();
+    let plan = reconnoiter::scenario::parse(Path::new("faults.toml"), SCENARIO).unwrap();
+    let removed: Vec<(String, u32)> = plan
+        .timeline
+        .iter()
+        .find_map(|s| match &s.action {
+            reconnoiter::scenario::Action::RemoveMembers { pairs } => Some(pairs.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let outcome = run(plan, options(reports.path()), std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        outcome.summary.fault_failures.is_empty(),
+        "{:?}",
+        outcome.summary.fault_failures
+    );
+    assert_eq!(outcome.exit, Exit::Pass, "{}", outcome.summary.render());
+    let (_, events) =
+        reconnoiter::history::recorder::read(&outcome.dir.join("history.jsonl")).unwrap();
+    let users = of_user(&events);
+    let disconnected = |k: &EventKind| matches!(k, EventKind::Disconnected { .. });
+    let connected = |k: &EventKind| matches!(k, EventKind::Connected { .. });
+
+    // refuse: dropped at once, refused while down, back within the schedule after heal.
+    let (down, healed) = (
+        begin_at(&events, 0, "net-start"),
+        done_at(&events, 0, "net-heal"),
+    );
+    for u in 0..10 {
+        let evs = &users[&u];
+        let lost = first_after(evs, down, disconnected).expect("refused user disconnected");
+        assert!(lost.t < down + S / 2, "u{u} noticed the refusal at once");
+        let refused = evs.iter().any(|e| {
+            e.t > down && e.t < healed && matches!(&e.kind, EventKind::ConnectFailed { error, .. } if error.contains("refused"))
+        });
+        assert!(
+            refused,
+            "u{u} saw connection refused while the proxy was down"
+        );
+        let back = first_after(evs, healed, connected).expect("reconnected after heal");
+        // socket.io-client's delay is capped at 5 s (delay_max), plus the handshake.
+        assert!(
+            back.t - healed < 5 * S + S / 2,
+            "u{u} reconnected {} µs after heal",
+            back.t - healed
+        );
+    }
+
+    // blackhole: nothing happens until a heartbeat gives up: the client's
+    // (no ping within 1 s + 1 s) or the server's (no pong within 1 s), whose
+    // close passes through a `timeout` toxic as in Toxiproxy 2.x.
+    let start = begin_at(&events, 1, "net-start");
+    for u in 10..20 {
+        let evs = &users[&u];
+        let lost = first_after(evs, start, disconnected).expect("blackholed user noticed");
+        let EventKind::Disconnected { reason } = &lost.kind else {
+            unreachable!()
+        };
+        assert!(
+            reason == "ping timeout" || reason == "transport close",
+            "u{u}: {reason}"
+        );
+        let after = lost.t - start;
+        assert!(
+            after > S / 2 && after < 3 * S,
+            "u{u} noticed {after} µs after the blackhole began"
+        );
+    }
+
+    // reset: the connection is reset at the next packet (a ping within 1 s).
+    let start = begin_at(&events, 2, "net-start");
+    for u in 20..30 {
+        let lost = first_after(&users[&u], start, disconnected).expect("reset user disconnected");
+        assert!(lost.t - start < 2 * S, "u{u}");
+    }
+
+    // client disconnect: the tab closes, then reopens and connects at once.
+    let (closed, opened) = (
+        begin_at(&events, 3, "tab-close"),
+        begin_at(&events, 3, "tab-open"),
+    );
+    for u in 30..40 {
+        let evs = &users[&u];
+        let lost = first_after(evs, closed, disconnected).unwrap();
+        assert!(
+            matches!(&lost.kind, EventKind::Disconnected { reason } if reason == "io client disconnect")
+        );
+        assert!(
+            first_after(evs, lost.t + 1, connected).unwrap().t < opened + S,
+            "u{u} reconnected on reopen"
+        );
+        assert!(
+            first_after(evs, lost.t + 1, connected).unwrap().t >= opened,
+            "u{u} stayed away while closed"
+        );
+    }
+
+    // The crash restart: every connected user loses its connection and comes back.
+    let (crash, up) = (
+        begin_at(&events, 6, "server-down"),
+        done_at(&events, 6, "server-up"),
+    );
+    for u in 0..50 {
+        let evs = &users[&u];
+        let was_connected = evs
+            .iter()
+            .rev()
+            .filter(|e| e.t < crash)
+            .find(|e| connected(&e.kind) || disconnected(&e.kind))
+            .is_some_and(|e| connected(&e.kind));
+        if was_connected {
+            assert!(
+                first_after(evs, crash, disconnected).is_some_and(|e| e.t < up + S),
+                "u{u} lost the server"
+            );
+        }
+        assert!(
+            first_after(evs, up, connected).is_some(),
+            "u{u} reconnected after the restart"
+        );
+    }
+
+    // Revoked users are refused with `Authentication failed`, log in again, and get back.
+    for u in 40..50 {
+        let evs = &users[&u];
+        let refused = first_after(
+            evs,
+            crash,
+            |k| matches!(k, EventKind::ConnectFailed { refused: true, error, .. } if error.contains("Authentication failed")),
+        );
+        let refused = refused.unwrap_or_else(|| panic!("u{u} was not refused after revocation"));
+        assert!(
+            first_after(evs, refused.t, |k| matches!(k, EventKind::LoggedIn { .. })).is_some(),
+            "u{u} logged in again"
+        );
+        assert!(
+            first_after(evs, refused.t, connected).is_some(),
+            "u{u} reconnected with a new token"
+        );
+    }
+
+    // Removed members learn it from the server (a send rejected or a rejoin
+    // refused with `removed`) and are never let back in.
+    assert_eq!(removed.len(), 3);
+    let removal = begin_at(&events, 5, "remove-members");
+    for (conversation, u) in &removed {
+        let evs = &users[u];
+        let told = first_after(evs, removal, |k| match k {
+            EventKind::JoinRefused {
+                conversation: c,
+                action,
+            } => c == conversation && action == "removed",
+            EventKind::Rejected {
+                conversation: c,
+                action,
+                ..
+            } => c == conversation && action.as_deref() == Some("removed"),
+            _ => false,
+        });
+        assert!(told.is_some(), "u{u} was never told it left {conversation}");
+        let rejoined = first_after(
+            evs,
+            removal,
+            |k| matches!(k, EventKind::Joined { conversation: c } if c == conversation),
+        );
+        assert!(rejoined.is_none(), "u{u} was let back into {conversation}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_against_a_hand_started_proxy_through_toxiproxy_url() {
+    // `reconnoiter proxy` started by hand, exactly as a real Toxiproxy would be.
+    let mut proxy = Reaper(
+        std::process::Command::new(env!("CARGO_BIN_EXE_reconnoiter"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let api = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+
+    let scenario = r#"
+[run]
+duration = "6s"
+drain = "15s"
+[users]
+count = 20
+conversations = 2
+members = 10
+send_rate = "1/s"
+[[cohorts]]
+name = "down"
+users = "50%"
+[[faults]]
+kind = "offline"
+cohort = "down"
+mode = "refuse"
+at = "1s"
+for = "2s"
+[[faults]]
+kind = "server-restart"
+mode = "graceful"
+at = "4s"
+down = "500ms"
+"#;
+    let plan = reconnoiter::scenario::parse(Path::new("ext.toml"), scenario).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut opts = options(reports.path());
+    opts.toxiproxy = Some(format!("http://{api}"));
+    let outcome = run(plan, opts, std::future::pending()).await.unwrap();
+    assert_eq!(outcome.exit, Exit::Pass, "{}", outcome.summary.render());
+    let (_, events) =
+        reconnoiter::history::recorder::read(&outcome.dir.join("history.jsonl")).unwrap();
+    let users = of_user(&events);
+    let down = begin_at(&events, 0, "net-start");
+    for u in 0..10 {
+        assert!(
+            first_after(&users[&u], down, |k| matches!(
+                k,
+                EventKind::Disconnected { .. }
+            ))
+            .is_some(),
+            "u{u}"
+        );
+    }
+    // A graceful restart announces itself before closing.
+    let notices = events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Notice { name } if name == "server-shutdown"))
+        .count();
+    assert!(notices >= 10, "{notices} users saw server-shutdown");
+    // The run cleaned up: our proxies are gone from the hand-started Toxiproxy.
+    let proxies: serde_json::Value = reqwest::get(format!("http://{api}/proxies"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(proxies, serde_json::json!({}));
+    drop(proxy);
+}
