@@ -568,8 +568,8 @@ mod tests {
             .collect();
         assert_eq!(
             revokes,
-            [3, 3, 3],
-            "every 5 s from 5 s within 20 s, 30% of 10"
+            [3, 3, 3, 3],
+            "at 5, 10, 15 and 20 s (the end), 30% of 10"
         );
         assert!(a.needs_proxy());
     }

@@ -233,22 +233,32 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
     let target = resolve_target(path, text, file.target)?;
     let _ = users_span;
     let seed = file.run.seed.unwrap_or(1);
-    let roster: Vec<(String, Vec<u32>)> = crate::server::seed::memberships(&crate::server::Seed {
-        users: count,
-        conversations,
-        members,
-        seed,
-    })
-    .into_iter()
-    .map(|(c, ms)| {
-        (
-            c,
-            ms.iter()
-                .filter_map(|m| m.strip_prefix('u')?.parse().ok())
-                .collect(),
-        )
-    })
-    .collect();
+    // Only membership faults need the roster; computing it for a huge user
+    // count would cost seconds before the run even checks that it fits.
+    let needs_roster = file
+        .faults
+        .iter()
+        .any(|f| *f.kind.get_ref() == super::faults_file::FaultKind::Membership);
+    let roster: Vec<(String, Vec<u32>)> = if !needs_roster {
+        Vec::new()
+    } else {
+        crate::server::seed::memberships(&crate::server::Seed {
+            users: count,
+            conversations,
+            members,
+            seed,
+        })
+        .into_iter()
+        .map(|(c, ms)| {
+            (
+                c,
+                ms.iter()
+                    .filter_map(|m| m.strip_prefix('u')?.parse().ok())
+                    .collect(),
+            )
+        })
+        .collect()
+    };
     let cx = Context {
         path,
         text,
