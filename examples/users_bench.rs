@@ -82,6 +82,7 @@ async fn main() {
         server_binary: binary,
         quiet: true,
         toxiproxy: None,
+        proxy_capacity: None,
         stats: Some(stats.clone()),
     };
 

@@ -223,6 +223,7 @@ fn run(args: RunArgs) -> Result<Exit> {
         server_binary: std::env::current_exe()?,
         quiet: args.quiet,
         toxiproxy: args.toxiproxy,
+        proxy_capacity: None,
         stats: None,
     };
     let runtime = tokio::runtime::Runtime::new()?;

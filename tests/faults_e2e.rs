@@ -17,6 +17,7 @@ fn options(dir: &Path) -> RunOptions {
         server_binary: env!("CARGO_BIN_EXE_reconnoiter").into(),
         quiet: true,
         toxiproxy: None,
+        proxy_capacity: None,
         stats: None,
     }
 }
@@ -401,4 +402,130 @@ down = "500ms"
         .unwrap();
     assert_eq!(proxies, serde_json::json!({}));
     drop(proxy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_flapping_and_readd_across_several_proxy_processes() {
+    let scenario = r#"
+[run]
+duration = "8s"
+drain = "20s"
+seed = 9
+[target]
+ping_interval = "1s"
+ping_timeout = "1s"
+[users]
+count = 20
+conversations = 2
+members = 10
+send_rate = "4/s"
+[users.reconnection]
+delay = "200ms"
+delay_max = "500ms"
+timeout = "2s"
+[[cohorts]]
+name = "slow"
+users = 10
+[[cohorts]]
+name = "flap"
+users = 10
+# fault 0
+[[faults]]
+kind = "latency"
+cohort = "slow"
+latency = "400ms"
+at = "1s"
+for = "3s"
+# fault 1
+[[faults]]
+kind = "flapping"
+cohort = "flap"
+modes = ["refuse", "reset"]
+down = "300ms..600ms"
+up = "800ms..1s"
+at = "1s"
+for = "5s"
+# fault 2
+[[faults]]
+kind = "membership"
+cohort = "flap"
+users = 2
+at = "1s"
+readd_after = "2s"
+"#;
+    let plan = reconnoiter::scenario::parse(Path::new("mix.toml"), scenario).unwrap();
+    let pairs: Vec<(String, u32)> = plan
+        .timeline
+        .iter()
+        .find_map(|s| match &s.action {
+            reconnoiter::scenario::Action::ReaddMembers { pairs } => Some(pairs.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut opts = options(reports.path());
+    // Five users per proxy process: the 20 users need four processes.
+    opts.proxy_capacity = Some(5);
+    let outcome = run(plan, opts, std::future::pending()).await.unwrap();
+    assert!(
+        outcome.summary.fault_failures.is_empty(),
+        "{:?}",
+        outcome.summary.fault_failures
+    );
+    assert_eq!(outcome.exit, Exit::Pass, "{}", outcome.summary.render());
+    let (_, events) =
+        reconnoiter::history::recorder::read(&outcome.dir.join("history.jsonl")).unwrap();
+    let users = of_user(&events);
+
+    // Latency: acks of sends emitted inside the window take at least 400 ms
+    // for the slow cohort (the answer crosses the toxic), and far less for the others.
+    let (from, to) = (
+        done_at(&events, 0, "net-start"),
+        begin_at(&events, 0, "net-heal"),
+    );
+    let ack_times = |u: u32| -> Vec<u64> {
+        let evs = &users[&u];
+        let mut emitted: HashMap<&str, u64> = HashMap::new();
+        let mut out = Vec::new();
+        for e in evs {
+            match &e.kind {
+                EventKind::Emitted { temp_id, .. } if e.t > from && e.t + 500_000 < to => {
+                    emitted.insert(temp_id, e.t);
+                }
+                EventKind::Acked { temp_id, .. } => {
+                    if let Some(t) = emitted.remove(temp_id.as_str()) {
+                        out.push(e.t - t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    let slow: Vec<u64> = (0..10).flat_map(ack_times).collect();
+    assert!(!slow.is_empty());
+    assert!(slow.iter().all(|&d| d >= 400_000), "slow acks {slow:?}");
+
+    // Flapping: every flapping user lost its connection more than once.
+    for u in 10..20 {
+        let drops = users[&u]
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Disconnected { .. }))
+            .count();
+        assert!(drops >= 2, "u{u} dropped {drops} times");
+    }
+
+    // Re-added members join their conversation again on a later reconnect.
+    let readded = done_at(&events, 2, "readd-members");
+    for (conversation, u) in &pairs {
+        let back = first_after(
+            &users[u],
+            readded,
+            |k| matches!(k, EventKind::Joined { conversation: c } if c == conversation),
+        );
+        assert!(
+            back.is_some(),
+            "u{u} did not rejoin {conversation} after being re-added"
+        );
+    }
 }

@@ -21,6 +21,7 @@ fn options(dir: &Path) -> RunOptions {
         server_binary: env!("CARGO_BIN_EXE_reconnoiter").into(),
         quiet: true,
         toxiproxy: None,
+        proxy_capacity: None,
         stats: None,
     }
 }

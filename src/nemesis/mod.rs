@@ -20,6 +20,9 @@ use crate::target::ManagedServer;
 use admin::Admin;
 use proxies::Proxies;
 
+/// The longest one fault step may take (a restart waits for health).
+const STEP_BOUND: Duration = Duration::from_secs(60);
+
 /// The harness's own events carry this user index.
 pub const HARNESS: u32 = u32::MAX;
 
@@ -67,7 +70,15 @@ impl Nemesis {
                 );
             };
             record("begin", None);
-            match self.execute(&step.action).await {
+            // A step that hangs (a server that accepts and never answers)
+            // must not hold the run: bounded, and a stop cuts it short.
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(STEP_BOUND, self.execute(&step.action)) => {
+                    r.unwrap_or_else(|_| Err(anyhow!("did not finish within {STEP_BOUND:?}")))
+                }
+                _ = stop.wait_for(|s| *s) => Err(anyhow!("cut short: the run is stopping")),
+            };
+            match outcome {
                 Ok(()) => record("done", None),
                 Err(e) => {
                     let msg = format!("{e:#}");

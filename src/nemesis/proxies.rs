@@ -185,6 +185,11 @@ impl Proxies {
         })
     }
 
+    /// How many embedded proxy processes run (0 with an external Toxiproxy).
+    pub fn processes(&self) -> usize {
+        self.children.len()
+    }
+
     /// The base URL a user of `cohort` (its `offset`-th user) connects to.
     pub fn url_for(&self, cohort: &str, offset: u32) -> Option<String> {
         let links = self.links.get(cohort)?;

@@ -27,6 +27,9 @@ pub struct Summary {
     pub counts: StatsSnapshot,
     /// Deliveries the acked messages should have produced but did not.
     pub missing_deliveries: u64,
+    /// Owed deliveries in conversations whose membership changed during the
+    /// run: not decided here (the checker judges membership windows).
+    pub undecided_deliveries: u64,
     pub history_events: u64,
     /// Fault steps the nemesis could not carry out: the run did not test
     /// what the scenario says, so its verdict cannot pass.
@@ -57,6 +60,7 @@ impl Summary {
             interrupted,
             drained,
             missing_deliveries: counts.expected.saturating_sub(counts.delivered),
+            undecided_deliveries: 0,
             counts,
             history_events,
             fault_failures: Vec::new(),
@@ -94,7 +98,7 @@ impl Summary {
         format!(
             "{scenario} ({users} users, {conv} conversations of {members}) against {target} in {secs:.1}s\n\
              logged in {li}, reconnects {rc}, connect failures {cf}\n\
-             sent {sent}, acked {acked}, rejected {rej}, delivered {del}/{exp} (+{dup} duplicates)\n\
+             sent {sent}, acked {acked}, rejected {rej}, delivered {del}/{exp} (+{dup} duplicates, {und} undecided)\n\
              {verdict}",
             scenario = self.scenario,
             users = self.users,
@@ -111,6 +115,7 @@ impl Summary {
             del = c.delivered,
             exp = c.expected,
             dup = c.duplicates,
+            und = self.undecided_deliveries,
         )
     }
 }

@@ -45,6 +45,9 @@ pub struct RunOptions {
     /// An external Toxiproxy's API (e.g. http://127.0.0.1:8474); without it
     /// the embedded proxy is started as child processes when faults need it.
     pub toxiproxy: Option<String>,
+    /// Users one embedded proxy process may hold; None: as many as the
+    /// open-files limit allows (tests set it low to exercise the split).
+    pub proxy_capacity: Option<u32>,
     /// Counters to use, so a caller (a benchmark, a progress display) can
     /// watch them while the run goes; a fresh set when None.
     pub stats: Option<Arc<Stats>>,
@@ -188,7 +191,22 @@ async fn run_users(
     let (recorder, writer) = Recorder::create(&dir.join("history.jsonl"), &header, start)?;
     let stats = opts.stats.clone().unwrap_or_default();
     let (phase_tx, phase_rx) = watch::channel(Phase::Chat);
+    // Until the checker judges membership windows from the history, owed
+    // deliveries in conversations whose membership changes are not decided.
+    let undecided: std::collections::HashSet<String> = plan
+        .timeline
+        .iter()
+        .flat_map(|s| match &s.action {
+            crate::scenario::Action::RemoveMembers { pairs }
+            | crate::scenario::Action::ReaddMembers { pairs } => {
+                pairs.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    let ledger = Arc::new(crate::user::ledger::Ledger::new(undecided));
     let ctx = Arc::new(Ctx {
+        ledger: ledger.clone(),
         users: plan.users.clone(),
         reconnection: plan.reconnection,
         events: plan.target.events.clone(),
@@ -283,7 +301,7 @@ async fn run_users(
         },
     );
     let _ = phase_tx.send(Phase::Drain);
-    let drained = drain(&stats, &mut interrupted, plan.drain).await;
+    let drained = drain(&stats, &ledger, &mut interrupted, plan.drain).await;
 
     recorder.record(
         u32::MAX,
@@ -294,12 +312,14 @@ async fn run_users(
     let _ = phase_tx.send(Phase::Stop);
     let stop_deadline = tokio::time::sleep(Duration::from_secs(10));
     tokio::pin!(stop_deadline);
+    let mut aborted = false;
     loop {
         tokio::select! {
             joined = users.join_next() => if joined.is_none() { break },
-            _ = &mut stop_deadline => {
+            _ = &mut stop_deadline, if !aborted => {
                 tracing::warn!("{} users did not stop within 10 s; aborting them", users.len());
                 users.abort_all();
+                aborted = true;
             }
         }
     }
@@ -323,6 +343,9 @@ async fn run_users(
         was_interrupted,
     );
     summary.fault_failures = fault_failures;
+    let (missing, open) = ledger.split();
+    summary.missing_deliveries = missing;
+    summary.undecided_deliveries = open;
     Ok((summary, dir))
 }
 
@@ -350,14 +373,19 @@ async fn wait_or_interrupt(interrupted: &mut watch::Receiver<bool>, d: Duration)
 /// Waits until every user is connected (or gave up), every outbox is empty
 /// and every acked message reached its audience, or the bound passes; true
 /// when it drained fully.
-async fn drain(stats: &Stats, interrupted: &mut watch::Receiver<bool>, bound: Duration) -> bool {
+async fn drain(
+    stats: &Stats,
+    ledger: &crate::user::ledger::Ledger,
+    interrupted: &mut watch::Receiver<bool>,
+    bound: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + bound;
     loop {
         let s = stats.snapshot();
         // Users still reconnecting may yet sync what they missed; those that
         // gave up (reconnect_failed) will not.
         let reconnecting = s.offline - s.reconnect_failed as i64;
-        if s.outbox <= 0 && s.delivered >= s.expected && reconnecting <= 0 {
+        if s.outbox <= 0 && ledger.owed() <= 0 && reconnecting <= 0 {
             return true;
         }
         if tokio::time::Instant::now() >= deadline || *interrupted.borrow() {

@@ -295,11 +295,12 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
         seed,
         duration,
         ramp_per_sec: file.run.ramp.map(|r| r.0).unwrap_or(1000.0),
+        // Long enough for a blackholed user to notice (25 s + 20 s heartbeat) and back off.
         drain: file
             .run
             .drain
             .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(30)),
+            .unwrap_or(Duration::from_secs(60)),
         target,
         users: UsersPlan {
             count,

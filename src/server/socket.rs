@@ -179,12 +179,8 @@ async fn send_message(
         return;
     };
     let _guard = app.lock_conversation(&conversation).await;
-    let member = app.bug(Bug::SkipMembershipCheck)
-        || matches!(app.store().membership(&conversation, &user), Ok(Some(_)));
-    if !member {
-        let _ = ack.send(&removed_answer(&conversation));
-        return;
-    }
+    // Idempotency first: a resend of a message already stored (its ack was
+    // lost) gets the original id even if the sender was removed since.
     if !app.bug(Bug::NoIdempotency) {
         match app.store().find_by_temp_id(&user, temp_id) {
             Ok(Some(m)) => {
@@ -197,6 +193,12 @@ async fn send_message(
                 return;
             }
         }
+    }
+    let member = app.bug(Bug::SkipMembershipCheck)
+        || matches!(app.store().membership(&conversation, &user), Ok(Some(_)));
+    if !member {
+        let _ = ack.send(&removed_answer(&conversation));
+        return;
     }
     // Who is in the room now decides who gets it live and who gets it queued.
     let in_room: HashSet<Arc<str>> = io

@@ -179,6 +179,27 @@ impl Api {
         }
     }
 
+    /// `GET conversations`: the ids of the conversations the user is in now.
+    pub async fn conversations(&self, token: &str) -> Result<Vec<String>, ApiError> {
+        let url = format!("{}{}", self.base, self.paths.conversations);
+        let v = Self::json(self.http.get(url).bearer_auth(token).send().await?).await?;
+        let list = v
+            .get("conversations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::Shape(format!("no conversations array in {v}")))?;
+        Ok(list
+            .iter()
+            .filter_map(|c| match c {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(o) => o.get("id").map(|id| match id {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub async fn health(&self) -> Result<Value, ApiError> {
         let url = format!("{}{}", self.base, self.paths.health);
         Self::json(self.http.get(url).send().await?).await

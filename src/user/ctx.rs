@@ -35,6 +35,8 @@ pub struct Ctx {
     /// conversation → audience size, for the drain's expected deliveries;
     /// the nemesis adjusts it when it removes or re-adds members.
     pub audience: Arc<Audience>,
+    /// Deliveries owed per acknowledged message.
+    pub ledger: Arc<super::ledger::Ledger>,
     pub seed: u64,
 }
 

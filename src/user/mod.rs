@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod ctx;
+pub mod ledger;
 pub mod outbox;
 pub mod seen;
 pub mod stats;
@@ -168,6 +169,8 @@ impl User {
                     });
                     Stats::add(&self.stats().logged_in, 1);
                     self.session = Some(s);
+                    // Login retries are not reconnection attempts.
+                    self.backoff.reset();
                     return true;
                 }
                 Err(e) => self.record(EventKind::LoginFailed {

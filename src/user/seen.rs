@@ -11,6 +11,9 @@ const WINDOW: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Seen {
     seqs: BTreeSet<i64>,
+    /// Seqs first obtained by a sync: a live copy arriving later is the
+    /// server's queued replay racing the sync, not a duplicate delivery.
+    synced: BTreeSet<i64>,
     /// For servers that give no `seq`: the most recent ids, oldest first.
     ids: VecDeque<String>,
     /// `createdAt` of the newest message seen: where the next sync starts.
@@ -53,6 +56,21 @@ impl Seen {
             }
         }
         new
+    }
+
+    /// Notes that `seq` was first obtained by a sync.
+    pub fn mark_synced(&mut self, seq: Option<i64>) {
+        if let Some(s) = seq {
+            self.synced.insert(s);
+            if self.synced.len() > WINDOW {
+                self.synced.pop_first();
+            }
+        }
+    }
+
+    /// True when this already-seen `seq` was first obtained by a sync.
+    pub fn came_by_sync(&self, seq: Option<i64>) -> bool {
+        seq.is_some_and(|s| self.synced.contains(&s))
     }
 
     /// The `since` for a sync: the creation time of the newest message seen.

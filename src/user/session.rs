@@ -29,6 +29,9 @@ impl User {
         let since: Vec<Option<String>> =
             self.conversations.iter().map(|c| c.seen.since()).collect();
 
+        if !first {
+            self.readmit().await;
+        }
         let rejoined = self.join_all(&client).await;
         let mut synced = 0;
         if !first && self.ctx.users.sync == SyncMode::Rest {
@@ -81,6 +84,22 @@ impl User {
                         return SessionEnd::Stop;
                     }
                 }
+            }
+        }
+    }
+
+    /// A conversation the server once said we were removed from may have
+    /// taken us back: ask for the current list and reactivate what is on it.
+    async fn readmit(&mut self) {
+        if self.conversations.iter().all(|c| c.active) {
+            return;
+        }
+        let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
+            return;
+        };
+        if let Ok(list) = self.api.conversations(&token).await {
+            for c in self.conversations.iter_mut().filter(|c| !c.active) {
+                c.active = list.iter().any(|id| *id == *c.id);
             }
         }
     }
@@ -266,6 +285,7 @@ impl User {
                     let audience = self.ctx.audience.get(&conversation);
                     Stats::add(&self.stats().acked, 1);
                     Stats::add(&self.stats().expected, audience as u64);
+                    self.ctx.ledger.owe(&id, &conversation, audience);
                     let seq = answer.get("seq").and_then(Value::as_i64);
                     self.record(EventKind::Acked {
                         temp_id: p.temp_id,
@@ -338,21 +358,30 @@ impl User {
         let conversation = m.get("conversationId").map(id_string).unwrap_or_default();
         let seq = m.get("seq").and_then(Value::as_i64);
         let created_at = m.get("createdAt").and_then(Value::as_str);
-        let new = match self
+        let conv = self
             .conversations
             .iter_mut()
-            .find(|c| *c.id == *conversation)
-        {
-            Some(c) => c.seen.insert(&id, seq, created_at),
-            None => true,
+            .find(|c| *c.id == *conversation);
+        let (new, replay_of_sync) = match conv {
+            Some(c) => {
+                let new = c.seen.insert(&id, seq, created_at);
+                if new && via == Via::Sync {
+                    c.seen.mark_synced(seq);
+                }
+                (new, !new && via == Via::Live && c.seen.came_by_sync(seq))
+            }
+            None => (true, false),
         };
-        // Sync answers overlap what was already seen (`since` is inclusive):
-        // those repeats are expected, not duplicates, so they go unrecorded.
-        if via == Via::Sync && !new {
+        // Sync answers overlap what was already seen (`since` is inclusive),
+        // and the server's queued replay can arrive after the sync fetched
+        // the same messages: neither is a duplicate delivery, so neither is
+        // recorded.
+        if (via == Via::Sync && !new) || replay_of_sync {
             return false;
         }
         if new {
             Stats::add(&self.stats().delivered, 1);
+            self.ctx.ledger.paid(&id, &conversation);
         } else {
             Stats::add(&self.stats().duplicates, 1);
         }
