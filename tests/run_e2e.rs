@@ -223,3 +223,38 @@ fn ev_name(k: &EventKind) -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_broadcasts_fail_the_run_with_the_missing_count() {
+    let reports = tempfile::tempdir().unwrap();
+    let text = SMALL
+        .replace("[users]", "[target]\nbugs = [\"drop-under-load\"]\n[users]")
+        .replace("drain = \"10s\"", "drain = \"3s\"");
+    let outcome = run(plan(&text), options(reports.path()), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.exit,
+        Exit::Violation,
+        "{}",
+        outcome.summary.render()
+    );
+    assert!(outcome.summary.missing_deliveries > 0);
+    assert!(!outcome.summary.drained, "a lossy run cannot drain");
+    // The history agrees: some acked message lacks a member's delivery.
+    let (_, events) =
+        reconnoiter::history::recorder::read(&outcome.dir.join("history.jsonl")).unwrap();
+    let acked = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Acked { .. }))
+        .count() as u64;
+    let delivered = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Delivered { .. }))
+        .count() as u64;
+    assert_eq!(
+        acked * 5 - delivered,
+        outcome.summary.missing_deliveries,
+        "5 members per conversation"
+    );
+}
