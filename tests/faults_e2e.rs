@@ -553,17 +553,28 @@ down = "500ms"
 "#;
     let plan = reconnoiter::scenario::parse(Path::new("ttl.toml"), scenario).unwrap();
     let reports = tempfile::tempdir().unwrap();
-    let outcome = run(plan, options(reports.path()), std::future::pending()).await.unwrap();
+    let outcome = run(plan, options(reports.path()), std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(outcome.exit, Exit::Pass, "{}", outcome.summary.render());
-    let (_, events) = reconnoiter::history::recorder::read(&outcome.dir.join("history.jsonl")).unwrap();
+    let (_, events) =
+        reconnoiter::history::recorder::read(&outcome.dir.join("history.jsonl")).unwrap();
     let users = of_user(&events);
     let crash = begin_at(&events, 0, "server-down");
     for u in 0..20 {
         let evs = &users[&u];
-        let back = first_after(evs, crash, |k| matches!(k, EventKind::Connected { .. })).unwrap_or_else(|| panic!("u{u} never came back"));
-        let refreshed = evs.iter().any(|e| e.t >= crash && e.t < back.t && matches!(e.kind, EventKind::TokenRefreshed { .. }));
-        assert!(refreshed, "u{u} reconnected without refreshing its expired token");
-        let auth_refused = evs.iter().any(|e| matches!(e.kind, EventKind::ConnectFailed { refused: true, .. }));
+        let back = first_after(evs, crash, |k| matches!(k, EventKind::Connected { .. }))
+            .unwrap_or_else(|| panic!("u{u} never came back"));
+        let refreshed = evs.iter().any(|e| {
+            e.t >= crash && e.t < back.t && matches!(e.kind, EventKind::TokenRefreshed { .. })
+        });
+        assert!(
+            refreshed,
+            "u{u} reconnected without refreshing its expired token"
+        );
+        let auth_refused = evs
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ConnectFailed { refused: true, .. }));
         assert!(!auth_refused, "u{u} offered an expired token");
     }
 }

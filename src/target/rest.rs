@@ -149,7 +149,10 @@ impl Api {
         Ok(s)
     }
 
-    /// `GET messages?conversationId=&since=` (ISO time; omitted for "all").
+    /// `GET messages?conversationId=&since=` (ISO time; omitted for "all"),
+    /// following `hasMore` page by page (each page starts at the last
+    /// message's time; `since` is inclusive, so the boundary repeats and the
+    /// caller drops it by id).
     pub async fn messages_since(
         &self,
         token: &str,
@@ -157,26 +160,45 @@ impl Api {
         since: Option<&str>,
     ) -> Result<Vec<Value>, ApiError> {
         let url = format!("{}{}", self.base, self.paths.messages);
-        let mut query = vec![("conversationId", conversation), ("limit", "10000")];
-        if let Some(s) = since {
-            query.push(("since", s));
+        let mut all: Vec<Value> = Vec::new();
+        let mut cursor = since.map(str::to_owned);
+        for _ in 0..100 {
+            let mut query = vec![
+                ("conversationId", conversation.to_owned()),
+                ("limit", "10000".to_owned()),
+            ];
+            if let Some(s) = &cursor {
+                query.push(("since", s.clone()));
+            }
+            let v = Self::json(
+                self.http
+                    .get(&url)
+                    .query(&query)
+                    .bearer_auth(token)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            let Some(Value::Array(page)) = v.get("messages") else {
+                return Err(ApiError::Shape(format!(
+                    "no messages array in {}",
+                    v.to_string().chars().take(200).collect::<String>()
+                )));
+            };
+            let next = page
+                .last()
+                .and_then(|m| m.get("createdAt"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            all.extend(page.iter().cloned());
+            let more = v.get("hasMore").and_then(Value::as_bool).unwrap_or(false);
+            // Stop when the server says so, or when a page would not move the cursor.
+            if !more || next.is_none() || next == cursor {
+                break;
+            }
+            cursor = next;
         }
-        let v = Self::json(
-            self.http
-                .get(url)
-                .query(&query)
-                .bearer_auth(token)
-                .send()
-                .await?,
-        )
-        .await?;
-        match v.get("messages") {
-            Some(Value::Array(a)) => Ok(a.clone()),
-            _ => Err(ApiError::Shape(format!(
-                "no messages array in {}",
-                v.to_string().chars().take(200).collect::<String>()
-            ))),
-        }
+        Ok(all)
     }
 
     /// `GET conversations`: the ids of the conversations the user is in now.

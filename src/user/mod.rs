@@ -37,6 +37,10 @@ struct Conversation {
     /// False once the server said `removed`.
     active: bool,
     seen: Seen,
+    /// Where the owed sync starts, set when a connection is lost and kept
+    /// until a sync succeeds: a failed sync must not let later live messages
+    /// move the start past the gap.
+    sync_from: Option<Option<String>>,
 }
 
 /// Where one user's traffic goes: straight to the server, or through its
@@ -102,6 +106,7 @@ impl User {
                     id: c.into(),
                     active: true,
                     seen: Seen::default(),
+                    sync_from: None,
                 })
                 .collect(),
             ctx,

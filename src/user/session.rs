@@ -25,9 +25,15 @@ impl User {
             mut incoming,
             ..
         } = conn;
-        // Where each conversation's sync starts: what was seen before the loss.
-        let since: Vec<Option<String>> =
-            self.conversations.iter().map(|c| c.seen.since()).collect();
+        // Where each conversation's sync starts: what was seen before the
+        // loss, unless an earlier sync is still owed.
+        if !first {
+            for c in &mut self.conversations {
+                if c.sync_from.is_none() {
+                    c.sync_from = Some(c.seen.since());
+                }
+            }
+        }
 
         if !first {
             self.readmit().await;
@@ -35,7 +41,18 @@ impl User {
         let rejoined = self.join_all(&client).await;
         let mut synced = 0;
         if !first && self.ctx.users.sync == SyncMode::Rest {
-            synced = self.sync_all(&since).await;
+            synced = self.sync_all().await;
+            // One more try for what failed (a flapping link, a token that
+            // expired in between), with a fresh token.
+            if self
+                .conversations
+                .iter()
+                .any(|c| c.active && c.sync_from.is_some())
+                && !client.is_closed()
+            {
+                self.ensure_fresh_token(true).await;
+                synced += self.sync_all().await;
+            }
         }
         let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
         let resent = self.flush_outbox(&client, &mut acks, !first);
@@ -163,8 +180,8 @@ impl User {
         joined
     }
 
-    /// Fetches what each active conversation missed since `since`; returns how many were new.
-    async fn sync_all(&mut self, since: &[Option<String>]) -> u32 {
+    /// Fetches what each active conversation with a sync owed missed; returns how many were new.
+    async fn sync_all(&mut self) -> u32 {
         let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
             return 0;
         };
@@ -173,10 +190,10 @@ impl User {
             .conversations
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.active)
+            .filter(|(_, c)| c.active && c.sync_from.is_some())
             .map(|(i, c)| {
-                let (api, token, id, since) =
-                    (api.clone(), token.clone(), c.id.clone(), since[i].clone());
+                let since = c.sync_from.clone().flatten();
+                let (api, token, id) = (api.clone(), token.clone(), c.id.clone());
                 async move { (i, api.messages_since(&token, &id, since.as_deref()).await) }
             })
             .collect();
@@ -191,6 +208,7 @@ impl User {
                         .filter(|m| self.on_message(m, Via::Sync))
                         .count() as u32;
                     new_total += new;
+                    self.conversations[i].sync_from = None;
                     self.record(EventKind::SyncDone {
                         conversation,
                         fetched,
