@@ -47,59 +47,39 @@ impl Admin {
 
     /// Removes each pair in order; says how many were removed before any failure.
     pub async fn remove(&self, pairs: &[(String, u32)]) -> Done {
-        let mut count = 0;
-        for (c, u) in pairs {
-            let r = self
-                .http
-                .delete(format!("{}/u{u}", self.participants(c)))
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status().is_success() => count += 1,
-                Ok(r) => {
-                    return Done {
-                        count,
-                        result: Err(anyhow!("removing u{u} from {c}: HTTP {}", r.status())),
-                    };
-                }
-                Err(e) => {
-                    return Done {
-                        count,
-                        result: Err(e.into()),
-                    };
-                }
-            }
-        }
-        Done {
-            count,
-            result: Ok(()),
-        }
+        self.each(pairs, "removing", |c, u| {
+            self.http.delete(format!("{}/u{u}", self.participants(c)))
+        })
+        .await
     }
 
     pub async fn readd(&self, pairs: &[(String, u32)]) -> Done {
-        let mut count = 0;
-        for (c, u) in pairs {
-            let r = self
-                .http
+        self.each(pairs, "re-adding", |c, u| {
+            self.http
                 .post(self.participants(c))
                 .json(&json!({ "userId": format!("u{u}") }))
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status().is_success() => count += 1,
-                Ok(r) => {
-                    return Done {
-                        count,
-                        result: Err(anyhow!("re-adding u{u} to {c}: HTTP {}", r.status())),
-                    };
-                }
-                Err(e) => {
-                    return Done {
-                        count,
-                        result: Err(e.into()),
-                    };
-                }
+        })
+        .await
+    }
+
+    /// Sends one request per (conversation, user) pair, stopping at the first failure.
+    async fn each(
+        &self,
+        pairs: &[(String, u32)],
+        what: &str,
+        request: impl Fn(&str, u32) -> reqwest::RequestBuilder,
+    ) -> Done {
+        let mut count = 0;
+        for (c, u) in pairs {
+            let result = match request(c, *u).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(anyhow!("{what} u{u} ({c}): HTTP {}", r.status())),
+                Err(e) => Err(e.into()),
+            };
+            if result.is_err() {
+                return Done { count, result };
             }
+            count += 1;
         }
         Done {
             count,

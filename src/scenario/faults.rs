@@ -203,7 +203,8 @@ pub fn timeline(
             Some(c) => Some(c.get_ref().clone()),
             None => None,
         };
-        let needs_cohort = matches!(
+        // Network and client faults act on a cohort, for a while.
+        let on_cohort = matches!(
             kind,
             FaultKind::Offline
                 | FaultKind::Flapping
@@ -212,7 +213,7 @@ pub fn timeline(
                 | FaultKind::Slicer
                 | FaultKind::ClientDisconnect
         );
-        let cohort_name = match (&cohort, needs_cohort) {
+        let cohort_name = match (&cohort, on_cohort) {
             (Some(c), _) => c.clone(),
             (None, true) if cohorts.len() == 1 => cohorts[0].name.clone(),
             (None, true) => {
@@ -224,16 +225,7 @@ pub fn timeline(
             }
             (None, false) => String::new(),
         };
-        let lasting = matches!(
-            kind,
-            FaultKind::Offline
-                | FaultKind::Flapping
-                | FaultKind::Latency
-                | FaultKind::Bandwidth
-                | FaultKind::Slicer
-                | FaultKind::ClientDisconnect
-        );
-        let length = if lasting {
+        let length = if on_cohort {
             required(cx, f, &f.duration, "for", "\"10s\"")?.0
         } else {
             Duration::ZERO
