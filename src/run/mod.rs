@@ -380,13 +380,21 @@ async fn drain(
     bound: Duration,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + bound;
+    let mut quiet = false;
     loop {
         let s = stats.snapshot();
         // Users still reconnecting may yet sync what they missed; those that
         // gave up (reconnect_failed) will not.
         let reconnecting = s.offline - s.reconnect_failed as i64;
+        // Quiet twice in a row, 50 ms apart: a send armed just before the
+        // drain began must get the chance to show up in the outbox.
         if s.outbox <= 0 && ledger.owed() <= 0 && reconnecting <= 0 {
-            return true;
+            if quiet {
+                return true;
+            }
+            quiet = true;
+        } else {
+            quiet = false;
         }
         if tokio::time::Instant::now() >= deadline || *interrupted.borrow() {
             return false;

@@ -35,25 +35,19 @@ impl User {
             }
         }
 
-        if !first {
-            self.readmit().await;
-        }
-        let rejoined = self.join_all(&client).await;
-        let mut synced = 0;
-        if !first && self.ctx.users.sync == SyncMode::Rest {
-            synced = self.sync_all().await;
-            // One more try for what failed (a flapping link, a token that
-            // expired in between), with a fresh token.
-            if self
-                .conversations
-                .iter()
-                .any(|c| c.active && c.sync_from.is_some())
-                && !client.is_closed()
-            {
-                self.ensure_fresh_token(true).await;
-                synced += self.sync_all().await;
-            }
-        }
+        // The recovery steps wait on acks and REST; a stop must not wait
+        // for them (users still busy at the stop deadline are aborted and
+        // could not record what they leave stranded).
+        let stop = self.phase.clone();
+        let recovery = tokio::select! {
+            r = self.recover(&client, first) => Some(r),
+            _ = stopped(stop) => None,
+        };
+        let Some((rejoined, synced)) = recovery else {
+            client.disconnect().await;
+            self.outbox.all_grounded();
+            return SessionEnd::Stop;
+        };
         let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
         let resent = self.flush_outbox(&client, &mut acks, !first);
         if !first && !client.is_closed() {
@@ -84,6 +78,10 @@ impl User {
                 },
                 Some((key, result)) = acks.next(), if !acks.is_empty() => self.on_ack(&client, &mut acks, key, result),
                 _ = tokio::time::sleep_until(due), if chatting => {
+                    // The drain may have begun while this send was armed.
+                    if *self.phase.borrow() != Phase::Chat {
+                        continue;
+                    }
                     if let Some(key) = self.create_message() {
                         self.emit(&client, &mut acks, key, false);
                     }
@@ -103,6 +101,31 @@ impl User {
                 }
             }
         }
+    }
+
+    /// Readmit, rejoin and sync: the guide's recovery before the outbox is
+    /// resent. Returns (conversations rejoined, new messages synced).
+    async fn recover(&mut self, client: &Client, first: bool) -> (u32, u32) {
+        if !first {
+            self.readmit().await;
+        }
+        let rejoined = self.join_all(client).await;
+        let mut synced = 0;
+        if !first && self.ctx.users.sync == SyncMode::Rest {
+            synced = self.sync_all().await;
+            // One more try for what failed (a flapping link, a token that
+            // expired in between), with a fresh token.
+            if self
+                .conversations
+                .iter()
+                .any(|c| c.active && c.sync_from.is_some())
+                && !client.is_closed()
+            {
+                self.ensure_fresh_token(true).await;
+                synced += self.sync_all().await;
+            }
+        }
+        (rejoined, synced)
     }
 
     /// A conversation the server once said we were removed from may have
@@ -413,6 +436,14 @@ impl User {
             dup: !new,
         });
         new
+    }
+}
+
+/// Resolves when the run enters its Stop phase (never if the sender is gone
+/// without stopping).
+async fn stopped(mut phase: tokio::sync::watch::Receiver<Phase>) {
+    if phase.wait_for(|p| *p == Phase::Stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
