@@ -1,6 +1,8 @@
 //! Every fault kind end to end against the embedded server, through real
 //! proxies, with assertions on what the users recorded.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -11,15 +13,7 @@ use reconnoiter::run::{RunOptions, run};
 const S: u64 = 1_000_000;
 
 fn options(dir: &Path) -> RunOptions {
-    RunOptions {
-        target_url: None,
-        reports_dir: dir.to_owned(),
-        server_binary: env!("CARGO_BIN_EXE_reconnoiter").into(),
-        quiet: true,
-        toxiproxy: None,
-        proxy_capacity: None,
-        stats: None,
-    }
+    common::run_options(dir)
 }
 
 /// When the nemesis began a step (asked for it), by (fault, action).

@@ -1,6 +1,8 @@
 //! `run` end to end, in-process, against the embedded server (a real child
 //! process): assertions on the recorded history, not just "it ran".
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
@@ -15,15 +17,7 @@ fn plan(text: &str) -> reconnoiter::scenario::Plan {
 }
 
 fn options(dir: &Path) -> RunOptions {
-    RunOptions {
-        target_url: None,
-        reports_dir: dir.to_owned(),
-        server_binary: env!("CARGO_BIN_EXE_reconnoiter").into(),
-        quiet: true,
-        toxiproxy: None,
-        proxy_capacity: None,
-        stats: None,
-    }
+    common::run_options(dir)
 }
 
 const SMALL: &str = r#"

@@ -6,20 +6,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, RawClient, ServerProcess, http, login, token};
+use common::{BIN, RawClient, ServerProcess, add, http, login, token};
 use serde_json::{Value, json};
-
-async fn add(base: &str, conversation: &str, user: &str) {
-    let r = http()
-        .post(format!(
-            "{base}/api/conversations/{conversation}/participants"
-        ))
-        .json(&json!({ "userId": user }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
 
 #[tokio::test]
 async fn auth_accepts_valid_and_refuses_bad_missing_expired_and_revoked_tokens() {

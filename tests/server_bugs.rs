@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawClient, ServerProcess, http, sync_seq, token};
+use common::{RawClient, ServerProcess, add, http, sync_seq, token};
 use serde_json::json;
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -31,18 +31,6 @@ const ALL_KEPT: Guarantees = Guarantees {
     queue_durable: true,
     acked_survive_crash: true,
 };
-
-async fn add(base: &str, conversation: &str, user: &str) {
-    let r = http()
-        .post(format!(
-            "{base}/api/conversations/{conversation}/participants"
-        ))
-        .json(&json!({ "userId": user }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-}
 
 async fn probe(bugs: &[&str]) -> Guarantees {
     let mut args = vec!["--token-ttl", "1s", "--seed", "3"];

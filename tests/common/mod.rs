@@ -98,6 +98,32 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Test admin: makes `user` a member of `conversation`.
+pub async fn add(base: &str, conversation: &str, user: &str) {
+    let r = http()
+        .post(format!(
+            "{base}/api/conversations/{conversation}/participants"
+        ))
+        .json(&json!({ "userId": user }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Run options for an in-process run against the embedded server, quiet.
+pub fn run_options(dir: &std::path::Path) -> reconnoiter::run::RunOptions {
+    reconnoiter::run::RunOptions {
+        target_url: None,
+        reports_dir: dir.to_owned(),
+        server_binary: BIN.into(),
+        quiet: true,
+        toxiproxy: None,
+        proxy_capacity: None,
+        stats: None,
+    }
+}
+
 pub async fn login(base: &str, user: &str) -> Value {
     http()
         .post(format!("{base}/api/auth/login"))
