@@ -52,10 +52,18 @@ impl Ledger {
         let mut shard = self.shards[h.finish() as usize % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let entry = shard.entry(id.to_owned()).or_insert_with(|| Entry {
-            balance: 0,
-            conversation: conversation.to_owned(),
-        });
+        // Every delivery lands here: look up by &str first, so only the first
+        // touch of a message allocates its key.
+        if !shard.contains_key(id) {
+            shard.insert(
+                id.to_owned(),
+                Entry {
+                    balance: 0,
+                    conversation: conversation.to_owned(),
+                },
+            );
+        }
+        let entry = shard.get_mut(id).expect("just inserted");
         let before = entry.balance.max(0);
         entry.balance += delta;
         let after = entry.balance.max(0);
