@@ -56,9 +56,13 @@ pub struct RunArgs {
     /// Where the run's folder is written.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
-    /// No progress lines while the run goes.
+    /// No progress display while the run goes.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Add or override a check: `duplicates=allow`, `reconnect.p99<3s`,
+    /// `recovery.max<=20s` (repeatable).
+    #[arg(long = "check", value_name = "RULE")]
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -215,8 +219,11 @@ pub fn execute(cli: Cli) -> Result<Exit> {
 /// `reconnoiter run`: the first Ctrl-C stops the users and still writes what
 /// was recorded (marked interrupted); a second one exits at once.
 fn run(args: RunArgs) -> Result<Exit> {
-    let plan =
+    let mut plan =
         crate::scenario::load(&args.scenario).map_err(|e| ExitError::bad_input(e.to_string()))?;
+    for rule in &args.checks {
+        plan.checks.set_arg(rule).map_err(ExitError::bad_input)?;
+    }
     let opts = crate::run::RunOptions {
         target_url: args.target,
         reports_dir: args.reports,

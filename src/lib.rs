@@ -17,6 +17,7 @@
 //! - [`proxy`]: the embedded Toxiproxy-compatible fault proxy.
 //! - [`exit`]: the exit codes CI pipelines gate on.
 
+pub mod check;
 pub mod cli;
 pub mod exit;
 pub mod history;

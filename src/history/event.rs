@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the meaning of a field changes, so that an older history
 /// is refused with a clear message instead of misread.
-pub const HISTORY_VERSION: u32 = 1;
+pub const HISTORY_VERSION: u32 = 2;
 
 /// The first line of a history file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,6 +17,9 @@ pub struct Header {
     /// server logs; all event times are monotonic offsets from it.
     pub started_at_ms: i64,
     pub users: u32,
+    /// Which users share a proxy: fault events name cohorts, latencies are
+    /// tagged by them.
+    pub cohorts: Vec<crate::scenario::Cohort>,
     pub reconnoiter_version: String,
 }
 
@@ -47,6 +50,18 @@ pub enum EventKind {
     /// The run's phase changed (ramp, chat, drain, stop).
     Phase {
         name: String,
+    },
+    /// A conversation's members at the start (recorded by the harness before
+    /// any user connects): the audience the checker starts from.
+    Members {
+        conversation: String,
+        users: Vec<u32>,
+    },
+    /// The harness's own load over the last second: the event loop's worst
+    /// lateness and the process's CPU use as a share of all cores.
+    Load {
+        lag_us: u64,
+        cpu: f64,
     },
     LoggedIn {
         expires_at_ms: i64,
@@ -99,10 +114,13 @@ pub enum EventKind {
         conversation: String,
         error: String,
     },
-    /// A message was created (into the outbox).
+    /// A message was created (into the outbox); `scheduled` is when the
+    /// user's send schedule wanted it (µs), so a late harness does not
+    /// flatter delivery latency.
     Sent {
         temp_id: String,
         conversation: String,
+        scheduled: u64,
     },
     /// An outbox message went on the wire; `resend` after a reconnect.
     Emitted {
@@ -165,7 +183,7 @@ pub enum EventKind {
         fault: u32,
         kind: crate::scenario::FaultKind,
         phase: String,
-        action: serde_json::Value,
+        action: crate::scenario::Action,
         error: Option<String>,
     },
     /// What was still in the outbox when the user stopped.

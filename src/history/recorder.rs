@@ -17,6 +17,10 @@ use super::event::{Event, EventKind, Header};
 /// How often the writer drains the buffer.
 const DRAIN_EVERY: Duration = Duration::from_millis(20);
 
+/// Sees every batch of events before it is written (an empty batch at least
+/// every few milliseconds, so it can keep time): the live checker.
+pub type Tap = Box<dyn FnMut(&[Event]) + Send>;
+
 /// Cheap to clone; every user holds one.
 #[derive(Clone)]
 pub struct Recorder {
@@ -38,6 +42,16 @@ impl Recorder {
         header: &Header,
         start: Instant,
     ) -> std::io::Result<(Recorder, RecorderHandle)> {
+        Recorder::create_with_tap(path, header, start, None)
+    }
+
+    /// As [`Recorder::create`], with `tap` fed every batch on the writer thread.
+    pub fn create_with_tap(
+        path: &Path,
+        header: &Header,
+        start: Instant,
+        mut tap: Option<Tap>,
+    ) -> std::io::Result<(Recorder, RecorderHandle)> {
         let mut out = BufWriter::with_capacity(256 * 1024, File::create(path)?);
         serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
@@ -56,6 +70,9 @@ impl Recorder {
                         &mut batch,
                         &mut *shared.lock().unwrap_or_else(|p| p.into_inner()),
                     );
+                    if let Some(tap) = tap.as_mut() {
+                        tap(&batch);
+                    }
                     for event in batch.drain(..) {
                         serde_json::to_writer(&mut out, &event)?;
                         out.write_all(b"\n")?;
@@ -110,28 +127,54 @@ impl RecorderHandle {
 
 /// Reads a history file back: the header and the events, refusing other versions.
 pub fn read(path: &Path) -> anyhow::Result<(Header, Vec<Event>)> {
+    let mut events = Vec::new();
+    let header = read_each(path, |_| Ok(()), |e| events.push(e))?;
+    Ok((header, events))
+}
+
+/// Streams a history file: `on_header` sees the header first, then `on_event`
+/// every event, without holding the file in memory (hours-long soak runs).
+pub fn read_each(
+    path: &Path,
+    on_header: impl FnOnce(&Header) -> anyhow::Result<()>,
+    mut on_event: impl FnMut(Event),
+) -> anyhow::Result<Header> {
     use anyhow::Context;
     use std::io::BufRead;
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut lines = std::io::BufReader::new(file).lines();
-    let first = lines.next().context("empty history file")??;
-    let header: Header = serde_json::from_str(&first).context("history header")?;
-    if header.history_version != super::HISTORY_VERSION {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.trim().is_empty() {
+        anyhow::bail!("{} is empty: not a history file", path.display());
+    }
+    let version = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v.get("history_version").and_then(|v| v.as_u64()));
+    if version != Some(super::HISTORY_VERSION as u64) {
         anyhow::bail!(
-            "{} is history version {}, this reconnoiter reads version {}",
+            "{} is history version {}, this reconnoiter reads version {} (re-run the scenario with this version)",
             path.display(),
-            header.history_version,
+            version.map_or("unknown".into(), |v| v.to_string()),
             super::HISTORY_VERSION
         );
     }
-    let mut events = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let line = line?;
-        events.push(
-            serde_json::from_str(&line).with_context(|| format!("{}:{}", path.display(), i + 2))?,
-        );
+    let header: Header = serde_json::from_str(&line)
+        .with_context(|| format!("{}:1: history header", path.display()))?;
+    on_header(&header)?;
+    let mut n = 1;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        n += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        on_event(serde_json::from_str(&line).with_context(|| format!("{}:{n}", path.display()))?);
     }
-    Ok((header, events))
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -149,6 +192,7 @@ mod tests {
             seed: 1,
             started_at_ms: 0,
             users: 2,
+            cohorts: Vec::new(),
             reconnoiter_version: "0".into(),
         };
         let (rec, handle) = Recorder::create(&path, &header, Instant::now()).unwrap();

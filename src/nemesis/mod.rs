@@ -56,7 +56,7 @@ impl Nemesis {
                 _ = tokio::time::sleep_until(start + step.at) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
-            let action = serde_json::to_value(&step.action).unwrap_or_default();
+            let action = step.action.clone();
             let record = |phase: &str, error: Option<String>| {
                 self.recorder.record(
                     HARNESS,

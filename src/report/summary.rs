@@ -1,17 +1,22 @@
-//! summary.json: the run's counts and its first verdict on delivery, and the
-//! lines printed at the end of a run.
+//! summary.json: the run's facts and the checker's verdict in one document
+//! (its JSON Schema is schemas/summary.schema.json), the exit code it
+//! deserves, and the lines printed at the end of a run.
 
 use std::path::Path;
-use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::check::Verdict;
 use crate::exit::Exit;
-use crate::scenario::Plan;
 use crate::user::stats::StatsSnapshot;
 
-#[derive(Debug, Clone, Serialize)]
+/// Bumped when a field changes meaning, so `report show`/`compare` refuse a
+/// summary they would misread.
+pub const SUMMARY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
+    pub summary_version: u32,
     pub run_id: String,
     pub scenario: String,
     pub seed: u64,
@@ -19,52 +24,63 @@ pub struct Summary {
     pub users: u32,
     pub conversations: u32,
     pub members: u32,
+    /// Wall-clock start, RFC 3339.
+    pub started_at: String,
     pub elapsed_seconds: f64,
+    /// Ctrl-C ended the run early: what is here is partial.
     pub interrupted: bool,
     /// Every outbox emptied and every acked message reached its audience
-    /// before the drain bound.
+    /// before the drain bound (as the users counted it live).
     pub drained: bool,
-    pub counts: StatsSnapshot,
-    /// Deliveries the acked messages should have produced but did not.
-    pub missing_deliveries: u64,
-    /// Owed deliveries in conversations whose membership changed during the
-    /// run: not decided here (the checker judges membership windows).
-    pub undecided_deliveries: u64,
-    pub history_events: u64,
     /// Fault steps the nemesis could not carry out: the run did not test
-    /// what the scenario says, so its verdict cannot pass.
+    /// what the scenario says, so it cannot pass.
     pub fault_failures: Vec<String>,
+    /// The users' live counters at the end (the checker's counts are in
+    /// `verdict.counts`, decided from the history alone).
+    pub live: StatsSnapshot,
+    pub history_events: u64,
+    pub verdict: Verdict,
+    /// pass, violated, threshold_missed, harness, interrupted.
+    pub status: String,
+    pub exit_code: i32,
 }
 
 impl Summary {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        run_id: &str,
-        plan: &Plan,
-        target: &str,
-        counts: StatsSnapshot,
-        elapsed: Duration,
-        history_events: u64,
-        drained: bool,
-        interrupted: bool,
-    ) -> Summary {
-        Summary {
-            run_id: run_id.to_owned(),
-            scenario: plan.name.clone(),
-            seed: plan.seed,
-            target: target.to_owned(),
-            users: plan.users.count,
-            conversations: plan.users.conversations,
-            members: plan.users.members,
-            elapsed_seconds: elapsed.as_secs_f64(),
-            interrupted,
-            drained,
-            missing_deliveries: counts.expected.saturating_sub(counts.delivered),
-            undecided_deliveries: 0,
-            counts,
-            history_events,
-            fault_failures: Vec::new(),
+    /// Fills `status` and `exit_code` from the rest.
+    pub fn decide(&mut self) {
+        let exit = self.compute_exit();
+        self.exit_code = exit.code();
+        self.status = match exit {
+            Exit::Pass => "pass",
+            Exit::Violation => "violated",
+            Exit::Threshold => "threshold_missed",
+            Exit::Harness if self.interrupted => "interrupted",
+            _ => "harness",
         }
+        .to_owned();
+    }
+
+    /// Interrupted runs are partial (4). Otherwise a violated guarantee (1)
+    /// comes first: its evidence stands even if the harness struggled; then
+    /// a harness that could not do its job (4), since its latencies cannot
+    /// be trusted; then a missed threshold (3).
+    fn compute_exit(&self) -> Exit {
+        let v = &self.verdict;
+        if self.interrupted {
+            Exit::Harness
+        } else if v.violated() {
+            Exit::Violation
+        } else if !self.fault_failures.is_empty() || v.harness.severe {
+            Exit::Harness
+        } else if v.thresholds_missed() {
+            Exit::Threshold
+        } else {
+            Exit::Pass
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        self.compute_exit()
     }
 
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
@@ -72,50 +88,139 @@ impl Summary {
         std::fs::write(dir.join("summary.json"), json + "\n")
     }
 
-    /// The exit code this summary deserves.
-    pub fn exit(&self) -> Exit {
-        if self.interrupted || !self.fault_failures.is_empty() {
-            Exit::Harness
-        } else if self.missing_deliveries > 0 || self.counts.outbox > 0 {
-            Exit::Violation
-        } else {
-            Exit::Pass
+    pub fn read(dir: &Path) -> anyhow::Result<Summary> {
+        use anyhow::Context;
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let version = value.get("summary_version").and_then(|v| v.as_u64());
+        if version != Some(SUMMARY_VERSION as u64) {
+            anyhow::bail!(
+                "{} has summary_version {:?}; this reconnoiter reads version {SUMMARY_VERSION}",
+                path.display(),
+                version
+            );
         }
+        serde_json::from_value(value).with_context(|| format!("reading {}", path.display()))
     }
 
     /// The lines printed at the end of a run.
     pub fn render(&self) -> String {
-        let c = &self.counts;
-        let verdict = match self.exit() {
-            Exit::Pass => "PASS: every acknowledged message reached every member".to_owned(),
-            Exit::Harness if self.interrupted => "INTERRUPTED: partial results".to_owned(),
-            Exit::Harness => format!("HARNESS: faults failed: {}", self.fault_failures.join("; ")),
-            _ => format!(
-                "FAIL: {} deliveries missing, {} messages left in outboxes",
-                self.missing_deliveries, c.outbox
-            ),
-        };
-        format!(
+        let v = &self.verdict;
+        let c = &v.counts;
+        let mut out = format!(
             "{scenario} ({users} users, {conv} conversations of {members}) against {target} in {secs:.1}s\n\
-             logged in {li}, reconnects {rc}, connect failures {cf}\n\
-             sent {sent}, acked {acked}, rejected {rej}, delivered {del}/{exp} (+{dup} duplicates, {und} undecided)\n\
-             {verdict}",
+             connects {connects} (reconnects {rc}, failures {cf}), recovered {recovered}\n\
+             sent {sent}, accepted {acc}, rejected {rej}, delivered {del}/{owed} (+{dup} repeats)\n",
             scenario = self.scenario,
             users = self.users,
             conv = self.conversations,
             members = self.members,
             target = self.target,
             secs = self.elapsed_seconds,
-            li = c.logged_in,
+            connects = c.connects,
             rc = c.reconnects,
             cf = c.connect_failures,
+            recovered = c.recovered,
             sent = c.sent,
-            acked = c.acked,
+            acc = c.accepted,
             rej = c.rejected,
             del = c.delivered,
-            exp = c.expected,
-            dup = c.duplicates,
-            und = self.undecided_deliveries,
-        )
+            owed = c.owed,
+            dup = c.redelivered,
+        );
+        for m in v.metrics.iter().filter(|m| m.tag.is_none()) {
+            out += &format!(
+                "{:<18} n={:<6} p50 {:>9}  p99 {:>9}  max {:>9}\n",
+                m.metric,
+                m.count,
+                fmt_us(m.p50),
+                fmt_us(m.p99),
+                fmt_us(m.max)
+            );
+        }
+        for g in &v.guarantees {
+            let mark = match (g.violations, g.passed) {
+                (0, _) => "ok  ",
+                (_, true) => "allowed",
+                _ => "FAIL",
+            };
+            out += &format!(
+                "  {mark} {:<10} {} violations\n",
+                g.guarantee.name(),
+                g.violations
+            );
+        }
+        for t in &v.thresholds {
+            out += &format!(
+                "  {} {} {} {} (actual {})\n",
+                if t.passed { "ok  " } else { "MISS" },
+                t.name,
+                t.op,
+                fmt_limit(&t.name, t.limit),
+                t.actual
+                    .map_or("no samples".into(), |a| fmt_limit(&t.name, a))
+            );
+        }
+        let e = &v.excluded;
+        let undecided = e.membership_in_flight + e.auth_in_flight + e.interrupted_pairs;
+        if undecided + e.forfeited_by_removal > 0 {
+            out += &format!(
+                "  not decided: {} membership in flight, {} auth in flight, {} interrupted; {} forfeited by removal\n",
+                e.membership_in_flight,
+                e.auth_in_flight,
+                e.interrupted_pairs,
+                e.forfeited_by_removal
+            );
+        }
+        if v.harness.suspect {
+            out += &format!("  harness saturated: {}\n", v.harness.reasons.join("; "));
+        }
+        for viol in v.violations.iter().take(5) {
+            out += &format!("  {}: {}\n", viol.kind.name(), viol.explanation);
+        }
+        let verdict = match self.exit() {
+            Exit::Pass => "PASS".to_owned(),
+            Exit::Harness if self.interrupted => "INTERRUPTED: partial results".to_owned(),
+            Exit::Harness if !self.fault_failures.is_empty() => {
+                format!("HARNESS: faults failed: {}", self.fault_failures.join("; "))
+            }
+            Exit::Harness => {
+                "HARNESS: the harness was saturated; latencies cannot be trusted".into()
+            }
+            Exit::Violation => format!(
+                "FAIL: {}",
+                v.kinds()
+                    .iter()
+                    .map(|g| format!("{} {}", v.count(*g), g.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Exit::Threshold => "FAIL: thresholds missed".into(),
+            Exit::BadInput => "BAD INPUT".into(),
+        };
+        out += &verdict;
+        out
+    }
+}
+
+/// µs as a person reads it: 850µs, 12.3ms, 4.20s.
+pub fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+fn fmt_limit(name: &str, v: f64) -> String {
+    if name.ends_with(".count") {
+        format!("{v}")
+    } else {
+        fmt_us(v as u64)
     }
 }

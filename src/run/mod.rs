@@ -8,6 +8,8 @@
 //! still writes everything it recorded, marked interrupted.
 
 pub mod limits;
+pub mod live;
+pub mod load;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -141,8 +143,8 @@ pub async fn run(
         })
         .await;
     }
-    let (summary, dir) = outcome?;
-    summary.write(&dir)?;
+    let (summary, latencies, dir) = outcome?;
+    crate::report::write_all(&dir, &summary, &latencies)?;
     let exit = summary.exit();
     Ok(RunOutcome { dir, summary, exit })
 }
@@ -159,7 +161,7 @@ async fn run_users(
     managed: Option<Arc<std::sync::Mutex<ManagedServer>>>,
     proxies: Option<Arc<Proxies>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(Summary, PathBuf)> {
+) -> anyhow::Result<(Summary, crate::check::Latencies, PathBuf)> {
     let plan = plan.clone();
     let run_id = run_id.to_owned();
     let dir = dir.to_owned();
@@ -186,10 +188,31 @@ async fn run_users(
         seed: plan.seed,
         started_at_ms: chrono::Utc::now().timestamp_millis(),
         users: plan.users.count,
+        cohorts: plan.cohorts.clone(),
         reconnoiter_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let (recorder, writer) = Recorder::create(&dir.join("history.jsonl"), &header, start)?;
     let stats = opts.stats.clone().unwrap_or_default();
+    let live = live::LiveCheck::start(&dir, &header, plan.checks.clone(), stats.clone());
+    let (recorder, writer) = Recorder::create_with_tap(
+        &dir.join("history.jsonl"),
+        &header,
+        start,
+        Some(live::LiveCheck::tap(live.clone(), start)),
+    )?;
+    // The audience the checker starts from, before anyone connects.
+    for (conversation, members) in &roster {
+        recorder.record(
+            u32::MAX,
+            EventKind::Members {
+                conversation: conversation.clone(),
+                users: members
+                    .iter()
+                    .map(|m| m.trim_start_matches('u').parse().unwrap_or(u32::MAX))
+                    .collect(),
+            },
+        );
+    }
+    let load_watch = tokio::spawn(load::watch(recorder.clone()));
     let (phase_tx, phase_rx) = watch::channel(Phase::Chat);
     // Until the checker judges membership windows from the history, owed
     // deliveries in conversations whose membership changes are not decided.
@@ -326,27 +349,43 @@ async fn run_users(
     if let Some(p) = progress {
         p.abort();
     }
+    load_watch.abort();
+    let _ = load_watch.await;
     let elapsed = start.elapsed();
     drop(ctx);
     drop(recorder);
     let events = tokio::task::spawn_blocking(move || writer.finish()).await??;
 
     let was_interrupted = *interrupted.borrow();
-    let mut summary = Summary::new(
-        &run_id,
-        &plan,
-        &base,
-        stats.snapshot(),
-        elapsed,
-        events,
+    let checker = live::LiveCheck::finish(&live, elapsed.as_secs())
+        .ok_or_else(|| anyhow::anyhow!("the live checker was lost"))?;
+    let (verdict, latencies) = checker.finish(crate::check::Ending {
+        interrupted: was_interrupted,
+    });
+    let mut summary = Summary {
+        summary_version: crate::report::summary::SUMMARY_VERSION,
+        run_id: run_id.clone(),
+        scenario: plan.name.clone(),
+        seed: plan.seed,
+        target: base.clone(),
+        users: plan.users.count,
+        conversations: plan.users.conversations,
+        members: plan.users.members,
+        started_at: chrono::DateTime::from_timestamp_millis(header.started_at_ms)
+            .unwrap_or_default()
+            .to_rfc3339(),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        interrupted: was_interrupted,
         drained,
-        was_interrupted,
-    );
-    summary.fault_failures = fault_failures;
-    let (missing, open) = ledger.split();
-    summary.missing_deliveries = missing;
-    summary.undecided_deliveries = open;
-    Ok((summary, dir))
+        fault_failures,
+        live: stats.snapshot(),
+        history_events: events,
+        verdict,
+        status: String::new(),
+        exit_code: 0,
+    };
+    summary.decide();
+    Ok((summary, latencies, dir))
 }
 
 /// Polls the target's health endpoint for a few seconds before any user is spawned.

@@ -17,7 +17,7 @@ use super::error::ScenarioError;
 use super::faults_file::{CohortSection, FaultKind, FaultSection};
 
 /// Users `first .. first + count` share one proxy.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Cohort {
     pub name: String,
     pub first: u32,
@@ -30,7 +30,7 @@ impl Cohort {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum OfflineMode {
     /// The proxy is disabled: connections closed, new ones refused.
@@ -41,7 +41,7 @@ pub enum OfflineMode {
     Reset,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartMode {
     /// SIGKILL.
@@ -50,7 +50,7 @@ pub enum RestartMode {
     Graceful,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "effect", rename_all = "kebab-case")]
 pub enum NetEffect {
     Offline {
@@ -70,7 +70,7 @@ pub enum NetEffect {
     },
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     NetStart { cohort: String, effect: NetEffect },

@@ -21,6 +21,9 @@ pub struct ScenarioFile {
     pub cohorts: Vec<super::faults_file::CohortSection>,
     #[serde(default)]
     pub faults: Vec<super::faults_file::FaultSection>,
+    /// What gates the run: guarantees on or off, latency thresholds
+    /// (see check::rules).
+    pub checks: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

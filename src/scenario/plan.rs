@@ -31,6 +31,9 @@ pub struct Plan {
     pub cohorts: Vec<Cohort>,
     /// What the nemesis does and when (from the start of the chat phase).
     pub timeline: Vec<Step>,
+    /// What gates the verdict: `[checks]`, then `--check` on the command line.
+    #[serde(skip)]
+    pub checks: crate::check::Rules,
 }
 
 impl Plan {
@@ -283,7 +286,29 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
         .with_fix("add restart_command = \"systemctl restart chat\" (run with sh -c), or use the embedded server"));
     }
 
+    let mut checks = crate::check::Rules::default();
+    if let Some(table) = &file.checks {
+        for (key, value) in crate::check::Rules::flatten(table.get_ref()) {
+            let text_value = match &value {
+                toml::Value::String(v) => v.clone(),
+                other => other.to_string(),
+            };
+            if let Err(e) = checks.set(&key, &text_value) {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(table.span()),
+                    format!("[checks] {key}: {e}"),
+                )
+                .with_fix(
+                    "e.g. duplicates = \"allow\", reconnect.p99 = \"< 3s\", recovery.max = \"20s\"",
+                ));
+            }
+        }
+    }
+
     Ok(Plan {
+        checks,
         cohorts,
         timeline,
         name: file.run.name.unwrap_or_else(|| {

@@ -394,9 +394,16 @@ impl User {
         self.next_n += 1;
         let temp_id = format!("{}-{n}", self.name);
         let content = self.content(&temp_id);
+        // Due now unless a send timer fired late: then its due time, so a
+        // slow harness cannot hide the wait from the delivery latency.
+        let scheduled = self.next_send.map_or_else(
+            || self.ctx.recorder.now(),
+            |due| self.ctx.recorder.at(due.into_std()),
+        );
         self.record(EventKind::Sent {
             temp_id: temp_id.clone(),
             conversation: conversation.to_string(),
+            scheduled,
         });
         Stats::add(&self.stats().sent, 1);
         Stats::gauge(&self.stats().outbox, 1);

@@ -22,6 +22,8 @@ pub struct Stats {
     /// Messages created and not yet acked or rejected, over all users.
     pub outbox: AtomicI64,
     pub users_done: AtomicU64,
+    /// Violations the live checker found so far (loss is only decided at the end).
+    pub violations: AtomicU64,
 }
 
 impl Stats {
@@ -57,7 +59,7 @@ impl Stats {
     }
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq, Eq, Default)]
 pub struct StatsSnapshot {
     pub connected: i64,
     pub offline: i64,
