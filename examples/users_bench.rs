@@ -107,7 +107,7 @@ async fn main() {
     let outcome = run(plan, opts, std::future::pending()).await.unwrap();
     sampler.abort();
     let samples = samples.lock().unwrap().clone();
-    let s = outcome.summary.counts;
+    let s = outcome.summary.live;
 
     let first = samples.iter().find(|x| x.connected > 0).unwrap();
     let full = samples

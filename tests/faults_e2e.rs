@@ -35,7 +35,12 @@ fn step_at(events: &[Event], fault: u32, action: &str, phase: &str) -> u64 {
                 phase: p,
                 action: a,
                 ..
-            } if *f == fault && p == phase && a["action"] == action => Some(e.t),
+            } if *f == fault
+                && p == phase
+                && serde_json::to_value(a).unwrap()["action"] == action =>
+            {
+                Some(e.t)
+            }
             _ => None,
         })
         .unwrap_or_else(|| panic!("fault {fault} {action} never {phase}"))

@@ -1,0 +1,197 @@
+//! Sends, acks and deliveries: duplicates (two ids for one send, one id
+//! shown twice), phantoms, leaks to users never in the roster, order on a
+//! connection, and end-to-end delivery latency.
+
+use super::{Checker, Guarantee, Violation, delivery};
+use crate::history::Event;
+
+impl Checker {
+    pub(super) fn acked(&mut self, e: &Event, temp_id: &str, conversation: &str, id: &str) {
+        let conv = self.messages.conversation(conversation);
+        let m = self.messages.message(id, conv, e.t);
+        self.messages.msgs[m as usize].acked = true;
+        self.link(e, e.u, temp_id, m);
+    }
+
+    /// Ties a stored message to the send it came from; a second id for one
+    /// send is a duplicate store.
+    pub(super) fn link(&mut self, e: &Event, sender: u32, temp_id: &str, m: u32) {
+        let Some(send) = self.user(sender).send_of(temp_id) else {
+            return;
+        };
+        let s = &mut self.users[sender as usize].sends[send as usize];
+        let (sent_t, previous) = (s.sent_t, s.msg);
+        if previous == delivery::NONE {
+            s.msg = m;
+        }
+        let msg = &mut self.messages.msgs[m as usize];
+        msg.lo = msg.lo.min(sent_t);
+        if msg.send == delivery::NONE {
+            msg.sender = sender;
+            msg.send = send;
+        }
+        let conv = msg.conv;
+        if previous != delivery::NONE && previous != m {
+            let first = self.messages.id_of(previous).to_owned();
+            let second = self.messages.id_of(m).to_owned();
+            let conversation = self.messages.conv_name(conv).to_owned();
+            self.violation(
+                Violation {
+                    kind: Guarantee::Duplicates,
+                    explanation: format!(
+                        "u{sender}'s send {temp_id} was stored twice: as {first} and as {second}"
+                    ),
+                    t: e.t,
+                    message_id: Some(second),
+                    temp_id: Some(temp_id.to_owned()),
+                    sender: Some(format!("u{sender}")),
+                    recipient: None,
+                    conversation: Some(conversation),
+                    evidence: Vec::new(),
+                },
+                Some(sender),
+                Some(e),
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn delivered(
+        &mut self,
+        e: &Event,
+        id: &str,
+        temp_id: Option<&str>,
+        conversation: &str,
+        sender: &str,
+        seq: Option<i64>,
+        via: crate::history::Via,
+    ) {
+        let conv = self.messages.conversation(conversation);
+        let m = self.messages.message(id, conv, e.t);
+        let first_sight = self.messages.msgs[m as usize].seen == 0;
+        self.messages.msgs[m as usize].seen += 1;
+        let sender_idx = sender.strip_prefix('u').and_then(|n| n.parse::<u32>().ok());
+        if first_sight {
+            // Phantom: no user of ours sent this (sender, temp_id).
+            match (temp_id, sender_idx) {
+                (None, _) => self.verdict.excluded.without_temp_id += 1,
+                (Some(tid), Some(s))
+                    if (s as usize) < self.users.len()
+                        && self.users[s as usize].send_of(tid).is_some() =>
+                {
+                    self.link(e, s, tid, m);
+                }
+                (Some(tid), _) => {
+                    self.messages.msgs[m as usize].phantom = true;
+                    self.violation(
+                        Violation {
+                            kind: Guarantee::Phantoms,
+                            explanation: format!(
+                                "u{} received {id} (temp_id {tid}, from {sender}) that no user sent",
+                                e.u
+                            ),
+                            t: e.t,
+                            message_id: Some(id.to_owned()),
+                            temp_id: Some(tid.to_owned()),
+                            sender: Some(sender.to_owned()),
+                            recipient: Some(format!("u{}", e.u)),
+                            conversation: Some(conversation.to_owned()),
+                            evidence: Vec::new(),
+                        },
+                        Some(e.u),
+                        Some(e),
+                    );
+                }
+            }
+        }
+        let msg = &mut self.messages.msgs[m as usize];
+        msg.hi = msg.hi.min(e.t);
+        let phantom = msg.phantom;
+        let slot = self.messages.slot(conv, e.u);
+        let again = match slot {
+            Some(i) => !self.messages.msgs[m as usize].got.set(i),
+            None => {
+                // Never in the roster: never a member.
+                if !phantom {
+                    self.violation(
+                        Violation {
+                            kind: Guarantee::Leaks,
+                            explanation: format!(
+                                "u{} received {id} in {conversation} but was never a member",
+                                e.u
+                            ),
+                            t: e.t,
+                            message_id: Some(id.to_owned()),
+                            temp_id: temp_id.map(str::to_owned),
+                            sender: Some(sender.to_owned()),
+                            recipient: Some(format!("u{}", e.u)),
+                            conversation: Some(conversation.to_owned()),
+                            evidence: Vec::new(),
+                        },
+                        Some(e.u),
+                        Some(e),
+                    );
+                }
+                false
+            }
+        };
+        if again {
+            self.verdict.counts.redelivered += 1;
+            self.violation(
+                Violation {
+                    kind: Guarantee::Duplicates,
+                    explanation: format!("u{} was shown {id} more than once ({via:?} copy)", e.u),
+                    t: e.t,
+                    message_id: Some(id.to_owned()),
+                    temp_id: temp_id.map(str::to_owned),
+                    sender: Some(sender.to_owned()),
+                    recipient: Some(format!("u{}", e.u)),
+                    conversation: Some(conversation.to_owned()),
+                    evidence: Vec::new(),
+                },
+                Some(e.u),
+                Some(e),
+            );
+            return;
+        }
+        self.verdict.counts.delivered += 1;
+        // End-to-end latency from when the sender's schedule wanted the send.
+        let msg = &self.messages.msgs[m as usize];
+        let scheduled = (msg.send != delivery::NONE)
+            .then(|| self.users[msg.sender as usize].sends[msg.send as usize].scheduled);
+        let latency = scheduled.map(|s| e.t.saturating_sub(s));
+        if let Some(us) = latency {
+            self.sample("delivery", &[], us);
+        }
+        self.timeline.delivery(e.t, latency);
+        if via == crate::history::Via::Live {
+            match seq {
+                None => self.verdict.excluded.unordered_deliveries += 1,
+                Some(seq) => {
+                    if let Some(last) = self.user(e.u).live_order(conv, seq)
+                        && !phantom
+                    {
+                        self.violation(
+                            Violation {
+                                kind: Guarantee::Order,
+                                explanation: format!(
+                                    "u{} got {id} (seq {seq}) in {conversation} after seq {last} on the same connection",
+                                    e.u
+                                ),
+                                t: e.t,
+                                message_id: Some(id.to_owned()),
+                                temp_id: temp_id.map(str::to_owned),
+                                sender: Some(sender.to_owned()),
+                                recipient: Some(format!("u{}", e.u)),
+                                conversation: Some(conversation.to_owned()),
+                                evidence: Vec::new(),
+                            },
+                            Some(e.u),
+                            Some(e),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
