@@ -338,19 +338,19 @@ fn membership_windows_decide_leaks_and_count_what_was_in_flight() {
     h.push(delivered(150, 0, "m1", "u0-0", "c0", "u0", None));
     h.push(delivered(150, 1, "m1", "u0-0", "c0", "u0", None));
     h.push(fault(
-        1 * S,
+        S,
         "begin",
         FaultKind::Membership,
         Action::RemoveMembers { pairs: pair() },
     ));
     // Accepted while the removal call was in flight: undecided.
-    h.push(sent(1 * S + 10, 0, "u0-1", "c0"));
-    h.push(acked(1 * S + 20, 0, "u0-1", "c0", "m2"));
-    h.push(delivered(1 * S + 20, 0, "m2", "u0-1", "c0", "u0", None));
-    h.push(delivered(1 * S + 20, 1, "m2", "u0-1", "c0", "u0", None));
-    h.push(delivered(1 * S + 20, 2, "m2", "u0-1", "c0", "u0", None));
+    h.push(sent(S + 10, 0, "u0-1", "c0"));
+    h.push(acked(S + 20, 0, "u0-1", "c0", "m2"));
+    h.push(delivered(S + 20, 0, "m2", "u0-1", "c0", "u0", None));
+    h.push(delivered(S + 20, 1, "m2", "u0-1", "c0", "u0", None));
+    h.push(delivered(S + 20, 2, "m2", "u0-1", "c0", "u0", None));
     h.push(fault(
-        1 * S + 50,
+        S + 50,
         "done",
         FaultKind::Membership,
         Action::RemoveMembers { pairs: pair() },
