@@ -530,9 +530,10 @@ readd_after = "2s"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_tokens_are_refreshed_before_reconnecting() {
-    // Tokens live 1.5 s; the crash at 3 s makes everyone reconnect with an
-    // expired token, which the guide's client refreshes first.
+async fn expired_tokens_are_refused_then_refreshed_at_once() {
+    // Tokens live 1.5 s; the crash at 3 s makes everyone reconnect holding an
+    // expired token. Like the guide's client, each presents it, is refused
+    // with `Authentication failed`, refreshes, and connects again at once.
     let scenario = r#"
 [run]
 duration = "6s"
@@ -562,18 +563,22 @@ down = "500ms"
     let crash = begin_at(&events, 0, "server-down");
     for u in 0..20 {
         let evs = &users[&u];
-        let back = first_after(evs, crash, |k| matches!(k, EventKind::Connected { .. }))
-            .unwrap_or_else(|| panic!("u{u} never came back"));
-        let refreshed = evs.iter().any(|e| {
-            e.t >= crash && e.t < back.t && matches!(e.kind, EventKind::TokenRefreshed { .. })
-        });
+        let refused = first_after(evs, crash, |k| {
+            matches!(k, EventKind::ConnectFailed { refused: true, .. })
+        })
+        .unwrap_or_else(|| panic!("u{u} was never refused its expired token"));
+        let refreshed = first_after(evs, refused.t, |k| {
+            matches!(k, EventKind::TokenRefreshed { .. })
+        })
+        .unwrap_or_else(|| panic!("u{u} did not refresh after the refusal"));
+        let back = first_after(evs, refreshed.t, |k| {
+            matches!(k, EventKind::Connected { .. })
+        })
+        .unwrap_or_else(|| panic!("u{u} never came back"));
         assert!(
-            refreshed,
-            "u{u} reconnected without refreshing its expired token"
+            back.t - refused.t < 1_000_000,
+            "u{u} waited {} ms after the refusal: the retry must not wait for the backoff",
+            (back.t - refused.t) / 1_000
         );
-        let auth_refused = evs
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::ConnectFailed { refused: true, .. }));
-        assert!(!auth_refused, "u{u} offered an expired token");
     }
 }

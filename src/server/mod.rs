@@ -46,6 +46,14 @@ pub enum Bug {
     SyncOffByOne,
     /// A small random fraction of broadcasts is dropped.
     DropUnderLoad,
+    /// About one send in fifty gets neither stored nor acknowledged, resends
+    /// of it included: the sender's outbox never empties.
+    SwallowSends,
+    /// About one broadcast in fifty is followed by a message nobody sent.
+    PhantomMessages,
+    /// About one broadcast in ten is held back half a second, so a later
+    /// message of the conversation overtakes it.
+    Reorder,
 }
 
 /// What the server does when a user opens a second connection.

@@ -178,6 +178,9 @@ async fn send_message(
         let _ = ack.send(&json!({ "error": "temp_id, conversationId and content are required" }));
         return;
     };
+    if app.swallow_this_send(&user, temp_id) {
+        return;
+    }
     let _guard = app.lock_conversation(&conversation).await;
     // Idempotency first: a resend of a message already stored (its ack was
     // lost) gets the original id even if the sender was removed since.
@@ -221,8 +224,28 @@ async fn send_message(
             return;
         }
     };
-    if !app.drop_this_broadcast() {
-        let _ = io.to(conversation).emit("message:new", &message).await;
+    if app.hold_this_broadcast() {
+        // Late, but to the same sockets it was due to (the others got it queued).
+        let (sockets, message) = (io.to(conversation.clone()).sockets(), message.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            for socket in sockets {
+                let _ = socket.emit("message:new", &message);
+            }
+        });
+    } else if !app.drop_this_broadcast() {
+        let _ = io
+            .to(conversation.clone())
+            .emit("message:new", &message)
+            .await;
+    }
+    if app.phantom_after_this() {
+        let ghost = format!("phantom-{}", message.id);
+        let fake = json!({
+            "id": ghost, "temp_id": ghost, "conversationId": conversation,
+            "senderId": user.to_string(), "content": "nobody sent this", "createdAt": message.created_at,
+        });
+        let _ = io.to(conversation).emit("message:new", &fake).await;
     }
     let _ =
         ack.send(&json!({ "id": message.id, "seq": message.seq, "createdAt": message.created_at }));

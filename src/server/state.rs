@@ -188,14 +188,39 @@ impl AppState {
             .remove(&(user.to_owned(), conversation.to_owned()));
     }
 
+    /// With `swallow-sends`, true for about one (user, temp_id) in fifty:
+    /// the same ones every time, so resends are swallowed as well.
+    pub fn swallow_this_send(&self, user: &str, temp_id: &str) -> bool {
+        if !self.bug(Bug::SwallowSends) {
+            return false;
+        }
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in user.bytes().chain([0]).chain(temp_id.bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        h % 50 == 7
+    }
+
+    /// With `phantom-messages`, true for about one broadcast in fifty.
+    pub fn phantom_after_this(&self) -> bool {
+        self.bug(Bug::PhantomMessages) && self.roll(0.02)
+    }
+
+    /// With `reorder`, true for about one broadcast in ten.
+    pub fn hold_this_broadcast(&self) -> bool {
+        self.bug(Bug::Reorder) && self.roll(0.1)
+    }
+
+    fn roll(&self, p: f64) -> bool {
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random_bool(p)
+    }
+
     /// With `drop-under-load`, true for about one broadcast in fifty.
     pub fn drop_this_broadcast(&self) -> bool {
-        self.bug(Bug::DropUnderLoad)
-            && self
-                .rng
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .random_bool(0.02)
+        self.bug(Bug::DropUnderLoad) && self.roll(0.02)
     }
 }
 

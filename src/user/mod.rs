@@ -189,8 +189,8 @@ impl User {
         }
     }
 
-    /// Refreshes the token when it has expired (or is about to), as the
-    /// guide's manager does before reconnecting; logs in again if refresh fails.
+    /// Refreshes the token when it has expired (or is about to), or when
+    /// `force`d after a refusal; logs in again if refresh fails.
     async fn ensure_fresh_token(&mut self, force: bool) {
         let now = chrono::Utc::now().timestamp_millis();
         let Some(session) = &self.session else { return };
@@ -251,7 +251,12 @@ impl User {
             if !self.wait_tab_open().await {
                 return;
             }
-            self.ensure_fresh_token(refused).await;
+            // Like the guide's client, the token it has is presented as is;
+            // only `Authentication failed` makes it refresh (so a server that
+            // accepts expired tokens shows up in the history).
+            if refused {
+                self.ensure_fresh_token(true).await;
+            }
             attempt += 1;
             self.record(EventKind::Connecting { attempt, scheduled });
             match sio::connect(&self.socket_url, &self.connect_options()).await {

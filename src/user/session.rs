@@ -112,6 +112,8 @@ impl User {
         let rejoined = self.join_all(client).await;
         let mut synced = 0;
         if !first && self.ctx.users.sync == SyncMode::Rest {
+            // The guide's manager refreshes an expired token after a reconnect.
+            self.ensure_fresh_token(false).await;
             synced = self.sync_all().await;
             // One more try for what failed (a flapping link, a token that
             // expired in between), with a fresh token.

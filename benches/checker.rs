@@ -1,0 +1,199 @@
+//! The checker's speed and memory on a synthetic soak-sized history.
+//!
+//! Run: `cargo bench --bench checker` (figures last). It builds histories of
+//! users chatting in conversations (each message: sent, acked, one delivery
+//! per member) and measures, on one core:
+//! - delivery events checked per second by `Checker::observe` (the live
+//!   path, and `report merge`'s after parsing), median of 5 runs;
+//! - the same from JSON lines (parse + check), as `check_file` does;
+//! - the heap the checker holds per accepted message, and that deliveries do
+//!   not add to it (10 vs 50 members per conversation, same message count).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use reconnoiter::check::{Checker, Ending, Rules};
+use reconnoiter::history::{Event, EventKind, Header, Via};
+
+/// Counts live heap bytes, so memory is measured exactly rather than via RSS.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn header(users: u32) -> Header {
+    Header {
+        history_version: reconnoiter::history::HISTORY_VERSION,
+        run_id: "bench".into(),
+        scenario: "bench".into(),
+        seed: 1,
+        started_at_ms: 0,
+        users,
+        cohorts: vec![],
+        reconnoiter_version: "bench".into(),
+    }
+}
+
+/// A history: `users` users in conversations of `members`, `messages` messages.
+fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
+    let convs = users / members;
+    let mut h = Vec::new();
+    for c in 0..convs {
+        h.push(Event {
+            t: 0,
+            u: u32::MAX,
+            kind: EventKind::Members {
+                conversation: format!("c{c}"),
+                users: (c * members..(c + 1) * members).collect(),
+            },
+        });
+    }
+    for m in 0..messages {
+        let c = m % convs;
+        let sender = c * members + (m / convs) % members;
+        let t = 1_000 + m as u64 * 100;
+        let temp = format!("u{sender}-{m}");
+        let conversation = format!("c{c}");
+        h.push(Event {
+            t,
+            u: sender,
+            kind: EventKind::Sent {
+                temp_id: temp.clone(),
+                conversation: conversation.clone(),
+                scheduled: t,
+            },
+        });
+        for r in c * members..(c + 1) * members {
+            h.push(Event {
+                t: t + 50,
+                u: r,
+                kind: EventKind::Delivered {
+                    id: format!("m{m}"),
+                    temp_id: Some(temp.clone()),
+                    conversation: conversation.clone(),
+                    sender: format!("u{sender}"),
+                    seq: Some((m / convs) as i64 + 1),
+                    via: Via::Live,
+                    dup: false,
+                },
+            });
+        }
+        h.push(Event {
+            t: t + 60,
+            u: sender,
+            kind: EventKind::Acked {
+                temp_id: temp,
+                conversation,
+                id: format!("m{m}"),
+                seq: Some((m / convs) as i64 + 1),
+            },
+        });
+    }
+    h
+}
+
+fn deliveries(h: &[Event]) -> usize {
+    h.iter()
+        .filter(|e| matches!(e.kind, EventKind::Delivered { .. }))
+        .count()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let (users, members, messages) = (5_000, 10, 200_000);
+    let h = history(users, members, messages);
+    let n = deliveries(&h);
+
+    let mut rates = Vec::new();
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut c = Checker::new(&header(users), Rules::default());
+        for e in &h {
+            c.observe(e);
+        }
+        let (v, _) = c.finish(Ending::default());
+        let s = start.elapsed().as_secs_f64();
+        assert!(v.kinds().is_empty(), "{:?}", v.kinds());
+        rates.push(n as f64 / s);
+        all.push(h.len() as f64 / s);
+    }
+
+    let lines: Vec<String> = h
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    let mut parse_rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut c = Checker::new(&header(users), Rules::default());
+        for l in &lines {
+            let e: Event = serde_json::from_str(l).unwrap();
+            c.observe(&e);
+        }
+        let _ = c.finish(Ending::default());
+        parse_rates.push(n as f64 / start.elapsed().as_secs_f64());
+    }
+    drop(lines);
+
+    // Heap held by the checker after reading everything, per message.
+    let mem = |members: u32, messages: u32| {
+        let h = history(10_000, members, messages);
+        let before = LIVE.load(Relaxed);
+        let mut c = Checker::new(&header(10_000), Rules::default());
+        for e in &h {
+            c.observe(e);
+        }
+        let held = LIVE.load(Relaxed) - before;
+        drop(c);
+        held as f64
+    };
+    let m10_small = mem(10, 50_000);
+    let m10 = mem(10, 250_000);
+    let m50 = mem(50, 250_000);
+    let per_message = (m10 - m10_small) / 200_000.0;
+
+    println!();
+    println!(
+        "history: {users} users, conversations of {members}, {messages} messages, {n} deliveries, {} events",
+        h.len()
+    );
+    println!(
+        "observe (live path): {:.2} M delivery events/s, {:.2} M events/s (median of 5, one core)",
+        median(rates) / 1e6,
+        median(all) / 1e6
+    );
+    println!(
+        "parse + observe (check_file path): {:.2} M delivery events/s (median of 3)",
+        median(parse_rates) / 1e6
+    );
+    println!(
+        "checker heap: {:.1} MiB after 250k messages x 10 members, {:.1} MiB x 50 members (5x the deliveries)",
+        m10 / 1048576.0,
+        m50 / 1048576.0
+    );
+    println!(
+        "checker heap per accepted message: {per_message:.0} bytes (grows with messages, not deliveries)"
+    );
+}
