@@ -2,8 +2,6 @@
 //! per accepted message, with the deliveries to its conversation's member
 //! slots folded into a bitset.
 
-use std::collections::HashMap;
-
 use super::membership::{Member, Timeline};
 
 /// "None" for u32 indexes.
@@ -90,10 +88,10 @@ pub struct Conv {
 #[derive(Debug, Default)]
 pub struct Messages {
     pub convs: Vec<Conv>,
-    conv_index: HashMap<String, u32>,
+    conv_index: super::FastMap<String, u32>,
     pub msgs: Vec<Msg>,
     ids: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
+    index: super::FastMap<Box<str>, u32>,
 }
 
 impl Messages {

@@ -36,6 +36,12 @@ impl Checker {
                 }
             })
             .collect();
+        if !self.delivery_all.is_empty() {
+            let h = std::mem::replace(&mut self.delivery_all, latency::new_histogram());
+            self.latencies
+                .hists
+                .insert(super::MetricKey::all("delivery"), h);
+        }
         verdict.metrics = self.latencies.summaries();
         verdict.thresholds = apply_thresholds(&self.rules, &self.latencies);
         verdict.harness = health(&self.lag, verdict.harness, end);

@@ -14,23 +14,21 @@ pub const MAX_US: u64 = 3_600_000_000;
 /// A histogram's name: the metric and, for a tagged one, its tag.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MetricKey {
-    pub metric: String,
+    /// One of [`super::rules::METRICS`]; static so a lookup allocates nothing.
+    pub metric: &'static str,
     /// None: every sample; Some("fault:offline"), Some("cohort:edge").
     pub tag: Option<String>,
 }
 
 impl MetricKey {
-    pub fn all(metric: &str) -> MetricKey {
-        MetricKey {
-            metric: metric.to_owned(),
-            tag: None,
-        }
+    pub fn all(metric: &'static str) -> MetricKey {
+        MetricKey { metric, tag: None }
     }
 
     /// A file-name-safe name: `reconnect`, `reconnect.fault-offline`.
     pub fn file_stem(&self) -> String {
         match &self.tag {
-            None => self.metric.clone(),
+            None => self.metric.to_owned(),
             Some(t) => format!(
                 "{}.{}",
                 self.metric,
@@ -58,19 +56,20 @@ pub struct Latencies {
 
 impl Latencies {
     /// Records one sample under the metric's overall histogram and under each tag.
-    pub fn record(&mut self, metric: &str, tags: &[String], us: u64) {
+    pub fn record(&mut self, metric: &'static str, tags: &[String], us: u64) {
         let v = us.clamp(1, MAX_US);
-        let mut put = |key: MetricKey| {
-            self.hists
-                .entry(key)
-                .or_insert_with(new_histogram)
-                .record(v)
-                .expect("clamped into range");
+        let mut put = |key: MetricKey| match self.hists.get_mut(&key) {
+            Some(h) => h.record(v).expect("clamped into range"),
+            None => {
+                let mut h = new_histogram();
+                h.record(v).expect("clamped into range");
+                self.hists.insert(key, h);
+            }
         };
         put(MetricKey::all(metric));
         for t in tags {
             put(MetricKey {
-                metric: metric.to_owned(),
+                metric,
                 tag: Some(t.clone()),
             });
         }
@@ -88,7 +87,10 @@ impl Latencies {
     }
 
     pub fn get(&self, metric: &str) -> Option<&Histogram<u64>> {
-        self.hists.get(&MetricKey::all(metric))
+        self.hists
+            .iter()
+            .find(|(k, _)| k.metric == metric && k.tag.is_none())
+            .map(|(_, h)| h)
     }
 
     pub fn summaries(&self) -> Vec<MetricSummary> {
@@ -102,7 +104,7 @@ impl Latencies {
 
 pub fn summarize(k: &MetricKey, h: &Histogram<u64>) -> MetricSummary {
     MetricSummary {
-        metric: k.metric.clone(),
+        metric: k.metric.to_owned(),
         tag: k.tag.clone(),
         count: h.len(),
         min: h.min(),
@@ -154,7 +156,7 @@ mod tests {
         );
         assert_eq!(
             MetricKey {
-                metric: "reconnect".into(),
+                metric: "reconnect",
                 tag: Some("fault:offline".into())
             }
             .file_stem(),

@@ -117,7 +117,7 @@ impl Checker {
         tags
     }
 
-    pub(super) fn sample(&mut self, metric: &str, tags: &[String], us: u64) {
+    pub(super) fn sample(&mut self, metric: &'static str, tags: &[String], us: u64) {
         self.latencies.record(metric, tags, us);
         self.interval.record(metric, &[], us);
     }

@@ -161,7 +161,9 @@ impl Checker {
             .then(|| self.users[msg.sender as usize].sends[msg.send as usize].scheduled);
         let latency = scheduled.map(|s| e.t.saturating_sub(s));
         if let Some(us) = latency {
-            self.sample("delivery", &[], us);
+            let v = us.clamp(1, super::latency::MAX_US);
+            let _ = self.delivery_all.record(v);
+            let _ = self.delivery_interval.record(v);
         }
         self.timeline.delivery(e.t, latency);
         if via == crate::history::Via::Live {

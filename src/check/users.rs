@@ -4,7 +4,7 @@
 //! conversation on the current connection, and a few recent lifecycle
 //! events for evidence.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::delivery::NONE;
 use crate::history::Event;
@@ -34,7 +34,7 @@ pub struct Send {
 #[derive(Debug, Default)]
 pub struct UserState {
     pub sends: Vec<Send>,
-    pub temp: HashMap<Box<str>, u32>,
+    pub temp: super::FastMap<Box<str>, u32>,
     /// (expires_at_ms on the server's clock, when it was obtained in µs).
     pub token: (i64, u64),
     /// The attempt in progress: when it began and the token it presented.
