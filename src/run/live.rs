@@ -62,7 +62,7 @@ impl LiveCheck {
         if let Some(w) = self.hlog.as_mut() {
             let length = (now - self.interval_start) as f64;
             for (key, h) in interval.hists.iter().filter(|(_, h)| !h.is_empty()) {
-                if let Err(e) = w.interval(&key.metric, self.interval_start as f64, length, h) {
+                if let Err(e) = w.interval(key.metric, self.interval_start as f64, length, h) {
                     tracing::warn!("latency.hlog: {e}");
                     self.hlog = None;
                     break;
