@@ -17,6 +17,7 @@ impl Checker {
     /// membership windows, stranded sends), applies the rules and thresholds,
     /// and returns the verdict with every histogram.
     pub fn finish(mut self, ending: Ending) -> (Verdict, Latencies) {
+        self.judge_phantoms();
         self.judge_audiences(ending);
         self.judge_stranded(ending);
         let end = self.last_t;

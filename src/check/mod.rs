@@ -88,6 +88,9 @@ pub struct Checker {
     lag: hdrhistogram::Histogram<u64>,
     /// Revocations per user: (call begin, call end).
     revoked: HashMap<u32, Vec<(u64, Option<u64>)>>,
+    /// Messages delivered before (or without) the send that claims them:
+    /// (sender, temp_id) → (message, its first delivery).
+    unlinked: FastMap<(u32, Box<str>), (u32, Event)>,
     /// Violations found per kind (exact; the evidence list is capped).
     found: BTreeMap<Guarantee, u64>,
     last_t: u64,
@@ -112,6 +115,7 @@ impl Checker {
             lag: latency::new_histogram(),
             revoked: HashMap::new(),
             found: BTreeMap::new(),
+            unlinked: FastMap::default(),
             last_t: 0,
             header: header.clone(),
             rules,
@@ -166,6 +170,9 @@ impl Checker {
                 self.timeline.send(e.t);
                 let conv = self.messages.conversation(conversation);
                 self.user(e.u).sent(temp_id, conv, e.t, *scheduled);
+                if !self.unlinked.is_empty() {
+                    self.late_send(e, e.u, temp_id);
+                }
             }
             EventKind::Renamed {
                 old_temp_id,

@@ -81,26 +81,12 @@ impl Checker {
                 {
                     self.link(e, s, tid, m);
                 }
-                (Some(tid), _) => {
-                    self.messages.msgs[m as usize].phantom = true;
-                    self.violation(
-                        Violation {
-                            kind: Guarantee::Phantoms,
-                            explanation: format!(
-                                "u{} received {id} (temp_id {tid}, from {sender}) that no user sent",
-                                e.u
-                            ),
-                            t: e.t,
-                            message_id: Some(id.to_owned()),
-                            temp_id: Some(tid.to_owned()),
-                            sender: Some(sender.to_owned()),
-                            recipient: Some(format!("u{}", e.u)),
-                            conversation: Some(conversation.to_owned()),
-                            evidence: Vec::new(),
-                        },
-                        Some(e.u),
-                        Some(e),
-                    );
+                // Not (yet) a send we know: decided at the end, because a
+                // merged history from several shards may show a delivery a
+                // few ms before the send (their clocks differ).
+                (Some(tid), s) => {
+                    self.unlinked
+                        .insert((s.unwrap_or(u32::MAX), tid.into()), (m, e.clone()));
                 }
             }
         }
@@ -194,6 +180,51 @@ impl Checker {
                     }
                 }
             }
+        }
+    }
+
+    /// A send whose message was already delivered (seen first on another shard).
+    pub(super) fn late_send(&mut self, e: &Event, u: u32, temp_id: &str) {
+        if let Some((m, _)) = self.unlinked.remove(&(u, temp_id.into())) {
+            self.link(e, u, temp_id, m);
+        }
+    }
+
+    /// Deliveries no send ever claimed: phantoms.
+    pub(super) fn judge_phantoms(&mut self) {
+        let mut left: Vec<_> = std::mem::take(&mut self.unlinked).into_values().collect();
+        left.sort_by_key(|(_, e)| e.t);
+        for (m, e) in left {
+            self.messages.msgs[m as usize].phantom = true;
+            let crate::history::EventKind::Delivered {
+                id,
+                temp_id,
+                conversation,
+                sender,
+                ..
+            } = &e.kind
+            else {
+                continue;
+            };
+            self.violation(
+                Violation {
+                    kind: Guarantee::Phantoms,
+                    explanation: format!(
+                        "u{} received {id} (temp_id {}, from {sender}) that no user sent",
+                        e.u,
+                        temp_id.as_deref().unwrap_or("?")
+                    ),
+                    t: e.t,
+                    message_id: Some(id.clone()),
+                    temp_id: temp_id.clone(),
+                    sender: Some(sender.clone()),
+                    recipient: Some(format!("u{}", e.u)),
+                    conversation: Some(conversation.clone()),
+                    evidence: Vec::new(),
+                },
+                Some(e.u),
+                Some(&e),
+            );
         }
     }
 }

@@ -625,3 +625,22 @@ fn the_file_gives_the_same_verdict_as_the_live_feed() {
     assert_eq!(from_file, check(3, &events));
     assert_eq!(from_file.kinds(), vec![Guarantee::Loss]);
 }
+
+#[test]
+fn a_delivery_merged_before_its_send_is_not_a_phantom() {
+    // Two shards' clocks differ by a few ms: u1's delivery sorts before u0's send.
+    let h = vec![
+        members("c0", &[0, 1]),
+        connected(1, 0),
+        connected(1, 1),
+        delivered(95, 1, "m1", "u0-0", "c0", "u0", Some(1)),
+        sent(100, 0, "u0-0", "c0"),
+        delivered(120, 0, "m1", "u0-0", "c0", "u0", Some(1)),
+        acked(130, 0, "u0-0", "c0", "m1"),
+        stopped(S, 0),
+        stopped(S, 1),
+    ];
+    let v = check(2, &h);
+    assert!(v.kinds().is_empty(), "{:?}", v.violations);
+    assert_eq!(v.counts.delivered, 2);
+}
