@@ -47,6 +47,8 @@ fn header(users: u32) -> Header {
         started_at_ms: 0,
         users,
         cohorts: vec![],
+        checks: Vec::new(),
+        shard: None,
         reconnoiter_version: "bench".into(),
     }
 }

@@ -84,6 +84,8 @@ async fn main() {
         toxiproxy: None,
         proxy_capacity: None,
         stats: Some(stats.clone()),
+        shard: None,
+        start_at: None,
     };
 
     let before = rss_kib();

@@ -63,6 +63,15 @@ pub struct RunArgs {
     /// `recovery.max<=20s` (repeatable).
     #[arg(long = "check", value_name = "RULE")]
     pub checks: Vec<String>,
+    /// Run shard K of N (K from 0, e.g. a Kubernetes Indexed Job's
+    /// JOB_COMPLETION_INDEX): users with index % N == K. Merge the shards'
+    /// folders with `report merge`.
+    #[arg(long, value_name = "K/N", env = "RECONNOITER_SHARD")]
+    pub shard: Option<String>,
+    /// Wall-clock start of the ramp (RFC 3339, e.g. 2026-11-29T10:00:00Z),
+    /// shared by all shards so their fault timelines line up.
+    #[arg(long, value_name = "TIME", env = "RECONNOITER_START_AT")]
+    pub start_at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +241,25 @@ fn run(args: RunArgs) -> Result<Exit> {
         toxiproxy: args.toxiproxy,
         proxy_capacity: None,
         stats: None,
+        shard: args
+            .shard
+            .as_deref()
+            .map(crate::history::Shard::parse)
+            .transpose()
+            .map_err(ExitError::bad_input)?,
+        start_at: args
+            .start_at
+            .as_deref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|e| {
+                        ExitError::bad_input(format!(
+                            "--start-at {t}: {e} (write RFC 3339, e.g. 2026-11-29T10:00:00Z)"
+                        ))
+                    })
+            })
+            .transpose()?,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

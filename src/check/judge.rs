@@ -62,6 +62,10 @@ impl Checker {
             let (lo, hi) = (msg.lo, msg.hi);
             let conv = msg.conv;
             for (i, &u) in self.messages.convs[conv as usize].slots.iter().enumerate() {
+                // Another shard's user: that shard (and the merge) judges it.
+                if self.header.shard.is_some_and(|s| !s.runs(u)) {
+                    continue;
+                }
                 let got = msg.got.get(i);
                 match self.messages.member(conv, i, lo, hi) {
                     membership::Member::Undecided => {

@@ -9,8 +9,17 @@ use crate::scenario::{Action, FaultKind};
 
 impl Checker {
     pub(super) fn fault(&mut self, t: u64, kind: FaultKind, phase: &str, action: &Action) {
-        let begin = phase == "begin";
-        let done = phase == "done";
+        // `remote`: another shard carried it out; only its due time is known
+        // here, so it starts an in-flight change that never ends (undecided)
+        // except for heals, which end their window at the due time.
+        let remote = phase == "remote";
+        let begin = phase == "begin" || remote;
+        let done = phase == "done"
+            || remote
+                && matches!(
+                    action,
+                    Action::ServerUp | Action::NetHeal { .. } | Action::TabOpen { .. }
+                );
         if begin {
             self.verdict.counts.faults += 1;
         }

@@ -110,7 +110,10 @@ impl Checker {
             interval: Latencies::default(),
             delivery_all: latency::new_histogram(),
             delivery_interval: latency::new_histogram(),
-            timeline: timeline::Timeline::new(header.users),
+            timeline: timeline::Timeline::new(match header.shard {
+                Some(s) => (0..header.users).filter(|u| s.runs(*u)).count() as u32,
+                None => header.users,
+            }),
             verdict,
             lag: latency::new_histogram(),
             revoked: HashMap::new(),

@@ -192,7 +192,16 @@ impl Checker {
 
     /// Deliveries no send ever claimed: phantoms.
     pub(super) fn judge_phantoms(&mut self) {
-        let mut left: Vec<_> = std::mem::take(&mut self.unlinked).into_values().collect();
+        let shard = self.header.shard;
+        let mut left: Vec<_> = std::mem::take(&mut self.unlinked)
+            .into_iter()
+            // Another shard's sender: its sends are in that shard's history;
+            // the merge decides.
+            .filter(|((sender, _), _)| {
+                !shard.is_some_and(|s| *sender != u32::MAX && !s.runs(*sender))
+            })
+            .map(|(_, v)| v)
+            .collect();
         left.sort_by_key(|(_, e)| e.t);
         for (m, e) in left {
             self.messages.msgs[m as usize].phantom = true;

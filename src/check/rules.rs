@@ -140,6 +140,43 @@ impl Rules {
         Ok(())
     }
 
+    /// The rules as `[checks]` key/value pairs, so a history can carry them
+    /// and `report merge` applies the same ones.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .modes
+            .iter()
+            .map(|(g, m)| {
+                let mode = match m {
+                    Mode::Fail => "fail",
+                    Mode::Allow => "allow",
+                };
+                (g.name().to_owned(), mode.to_owned())
+            })
+            .collect();
+        for t in &self.thresholds {
+            let limit = if t.stat == "count" {
+                format!("{}", t.limit)
+            } else {
+                format!("{}us", t.limit as u64)
+            };
+            out.push((t.name(), format!("{} {limit}", t.op())));
+        }
+        out.push((
+            "clock_skew".into(),
+            format!("{}ms", self.clock_skew.as_millis()),
+        ));
+        out
+    }
+
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Rules, String> {
+        let mut r = Rules::default();
+        for (k, v) in pairs {
+            r.set(k, v)?;
+        }
+        Ok(r)
+    }
+
     /// One `--check` argument: `duplicates=allow`, `reconnect.p99<3s`,
     /// `recovery.max<=20s`.
     pub fn set_arg(&mut self, arg: &str) -> Result<(), String> {
@@ -206,6 +243,15 @@ mod tests {
         assert!(p99.holds(500_000.0));
         let max = r.thresholds.iter().find(|t| t.stat == "max").unwrap();
         assert!(!max.holds(20_000_000.0), "a bare duration is strict");
+    }
+
+    #[test]
+    fn pairs_round_trip() {
+        let mut r = Rules::default();
+        r.set("duplicates", "allow").unwrap();
+        r.set("reconnect.p99", "<= 3s").unwrap();
+        r.set("clock_skew", "250ms").unwrap();
+        assert_eq!(Rules::from_pairs(&r.to_pairs()).unwrap(), r);
     }
 
     #[test]

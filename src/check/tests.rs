@@ -24,6 +24,8 @@ fn header(users: u32) -> Header {
             count: users,
         }],
         reconnoiter_version: "0".into(),
+        checks: Vec::new(),
+        shard: None,
     }
 }
 

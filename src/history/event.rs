@@ -20,7 +20,55 @@ pub struct Header {
     /// Which users share a proxy: fault events name cohorts, latencies are
     /// tagged by them.
     pub cohorts: Vec<crate::scenario::Cohort>,
+    /// The rules the verdict applies (`[checks]` and `--check`), so
+    /// `report merge` judges the shards' union by the same ones.
+    #[serde(default)]
+    pub checks: Vec<(String, String)>,
+    /// This history is one shard of several; None for a whole run.
+    #[serde(default)]
+    pub shard: Option<Shard>,
     pub reconnoiter_version: String,
+}
+
+/// Shard `index` of `count` (0-based, like a Kubernetes Indexed Job's
+/// completion index): it ran the users with `user % count == index`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn runs(&self, user: u32) -> bool {
+        user % self.count == self.index
+    }
+
+    /// Server-wide faults (restarts, revocations, membership) are carried
+    /// out by shard 0 only; the others record them as `remote`.
+    pub fn leads(&self) -> bool {
+        self.index == 0
+    }
+
+    /// Parses `K/N` (0 ≤ K < N).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("--shard {s}: write K/N, e.g. 0/4 (K counts from 0)"))?;
+        let index: u32 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("--shard {s}: K must be a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("--shard {s}: N must be a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "--shard {s}: K must be 0..N-1 (the pod's completion index), N at least 1"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 /// One timestamped fact.

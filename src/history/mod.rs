@@ -9,5 +9,5 @@
 pub mod event;
 pub mod recorder;
 
-pub use event::{Event, EventKind, HISTORY_VERSION, Header, Via};
+pub use event::{Event, EventKind, HISTORY_VERSION, Header, Shard, Via};
 pub use recorder::Recorder;

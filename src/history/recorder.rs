@@ -193,6 +193,8 @@ mod tests {
             started_at_ms: 0,
             users: 2,
             cohorts: Vec::new(),
+            checks: Vec::new(),
+            shard: None,
             reconnoiter_version: "0".into(),
         };
         let (rec, handle) = Recorder::create(&path, &header, Instant::now()).unwrap();

@@ -2,6 +2,7 @@
 //! (the verdict inside it) and the latency histograms.
 
 pub mod hlog;
+pub mod merge;
 pub mod summary;
 
 use std::path::Path;

@@ -53,6 +53,11 @@ pub struct RunOptions {
     /// Counters to use, so a caller (a benchmark, a progress display) can
     /// watch them while the run goes; a fresh set when None.
     pub stats: Option<Arc<Stats>>,
+    /// Run only this shard's users (`--shard K/N`).
+    pub shard: Option<crate::history::Shard>,
+    /// Wall-clock time at which the ramp starts (`--start-at`), so shards on
+    /// different machines line their fault timelines up.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a finished (or interrupted) run leaves behind.
@@ -72,12 +77,15 @@ pub async fn run(
     let limit = limits::raise_open_files();
     limits::check_users_fit(plan.users.count, limit)?;
 
-    let run_id = format!(
+    let mut run_id = format!(
         "{}-{}-{:04x}",
         plan.name,
         chrono::Utc::now().format("%Y%m%d-%H%M%S"),
         rand::random::<u16>()
     );
+    if let Some(s) = opts.shard {
+        run_id += &format!("-shard{}of{}", s.index, s.count);
+    }
     let dir = opts.reports_dir.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -116,6 +124,15 @@ pub async fn run(
     } else {
         None
     };
+    if let Some(at) = opts.start_at {
+        let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        if wait.is_zero() {
+            tracing::warn!("--start-at {at} has passed; starting now");
+        } else {
+            eprintln!("waiting {:.1}s for --start-at {at}", wait.as_secs_f64());
+            tokio::time::sleep(wait).await;
+        }
+    }
     let outcome = run_users(
         &plan,
         &opts,
@@ -190,6 +207,8 @@ async fn run_users(
         users: plan.users.count,
         cohorts: plan.cohorts.clone(),
         reconnoiter_version: env!("CARGO_PKG_VERSION").into(),
+        checks: plan.checks.to_pairs(),
+        shard: opts.shard,
     };
     let stats = opts.stats.clone().unwrap_or_default();
     let live = live::LiveCheck::start(&dir, &header, plan.checks.clone(), stats.clone());
@@ -267,6 +286,7 @@ async fn run_users(
         tabs: tabs.clone(),
         recorder: recorder.clone(),
         audience: audience.clone(),
+        shard: opts.shard,
     });
 
     // Ramp: users connect at the scenario's rate.
@@ -283,6 +303,11 @@ async fn run_users(
         if *interrupted.borrow() {
             break;
         }
+        // A shard spawns only its users, each at the time the whole run
+        // would have, so shards together ramp like one process.
+        if opts.shard.is_some_and(|s| !s.runs(i)) {
+            continue;
+        }
         let conversations = of_user.remove(&format!("u{i}")).unwrap_or_default();
         let cohort = plan.cohort_of(i);
         let url = proxies
@@ -296,6 +321,11 @@ async fn run_users(
         };
         users.spawn(User::new(i, conversations, ctx.clone(), route).run());
         tokio::time::sleep_until(ramp_start + gap * (i + 1)).await;
+    }
+    if opts.shard.is_some() {
+        // The chat phase (and its fault timeline) starts when the whole
+        // run's ramp would have ended, on every shard alike.
+        tokio::time::sleep_until(ramp_start + gap * plan.users.count).await;
     }
 
     recorder.record(

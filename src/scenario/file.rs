@@ -127,6 +127,8 @@ pub struct UsersSection {
     pub members: Option<Spanned<u32>>,
     /// Messages each user sends, e.g. "1/5s". Omit for users that only listen.
     pub send_rate: Option<Rate>,
+    /// Messages each user sends in all; after that it only listens.
+    pub messages: Option<u32>,
     /// An extra random pause added before each send, e.g. "0s..2s".
     pub think_time: Option<DurRange>,
     /// Bytes of content per message.

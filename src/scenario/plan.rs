@@ -119,6 +119,9 @@ pub struct UsersPlan {
     pub members: u32,
     /// Mean time between a user's sends; None for users that only listen.
     pub send_interval: Option<Duration>,
+    /// Messages each user sends before it only listens (None: no limit), so
+    /// a run's totals do not depend on timing (sharded vs whole runs compare).
+    pub messages: Option<u32>,
     pub think_time: (Duration, Duration),
     pub message_size: u32,
     pub resend: Resend,
@@ -332,6 +335,7 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
             conversations,
             members,
             send_interval: users.send_rate.map(|r| r.interval()),
+            messages: users.messages,
             think_time: users
                 .think_time
                 .map(|t| (t.low, t.high))

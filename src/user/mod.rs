@@ -73,6 +73,8 @@ pub struct User {
     phase: watch::Receiver<Phase>,
     /// When the next message is due.
     next_send: Option<tokio::time::Instant>,
+    /// Messages created so far (renamed resends are not new messages).
+    created: u32,
 }
 
 /// How a session (one connection) ended.
@@ -91,6 +93,7 @@ impl User {
         let next_send = ctx
             .users
             .send_interval
+            .filter(|_| ctx.users.messages != Some(0))
             .map(|i| tokio::time::Instant::now() + i.mul_f64(rng.random::<f64>()));
         User {
             idx,
@@ -116,6 +119,7 @@ impl User {
             next_n: 0,
             recovery: None,
             next_send,
+            created: 0,
         }
     }
 
@@ -374,6 +378,15 @@ impl User {
         let Some(interval) = self.ctx.users.send_interval else {
             return;
         };
+        if self
+            .ctx
+            .users
+            .messages
+            .is_some_and(|max| self.created >= max)
+        {
+            self.next_send = None;
+            return;
+        }
         let (lo, hi) = self.ctx.users.think_time;
         let think = if hi > lo {
             self.rng.random_range(lo..=hi)
@@ -397,6 +410,7 @@ impl User {
             .clone();
         let n = self.next_n;
         self.next_n += 1;
+        self.created += 1;
         let temp_id = format!("{}-{n}", self.name);
         let content = self.content(&temp_id);
         // Due now unless a send timer fired late: then its due time, so a

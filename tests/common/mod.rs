@@ -121,6 +121,8 @@ pub fn run_options(dir: &std::path::Path) -> reconnoiter::run::RunOptions {
         toxiproxy: None,
         proxy_capacity: None,
         stats: None,
+        shard: None,
+        start_at: None,
     }
 }
 

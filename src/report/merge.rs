@@ -1,0 +1,292 @@
+//! `report merge`: many shards' folders become one verdict. The shards'
+//! histories are merged in time order (each shard's clock aligned by its
+//! wall-clock start) and the checker runs once on the union, so a message
+//! sent on one shard and delivered on another is matched, and the latency
+//! histograms are the union's exactly (never averaged percentiles).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::summary::{SUMMARY_VERSION, Summary};
+use crate::check::{Checker, Ending, Latencies, Rules};
+use crate::exit::ExitError;
+use crate::history::{Event, EventKind, HISTORY_VERSION, Header};
+use crate::user::stats::StatsSnapshot;
+
+/// One shard's folder, opened.
+struct Input {
+    dir: PathBuf,
+    header: Header,
+    summary: Summary,
+    lines: std::io::Lines<BufReader<File>>,
+    /// µs to add to this shard's times to put them on the merged clock.
+    offset: u64,
+    next: Option<Event>,
+    line: usize,
+}
+
+impl Input {
+    fn open(dir: &Path) -> anyhow::Result<Input> {
+        let path = dir.join("history.jsonl");
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+        let first = lines
+            .next()
+            .with_context(|| format!("{} is empty", path.display()))??;
+        let version = serde_json::from_str::<serde_json::Value>(&first)
+            .ok()
+            .and_then(|v| v.get("history_version")?.as_u64());
+        if version != Some(HISTORY_VERSION as u64) {
+            return Err(ExitError::bad_input(format!(
+                "{} is history version {}; this reconnoiter merges version {HISTORY_VERSION} (re-run that shard with this version)",
+                path.display(),
+                version.map_or("unknown".into(), |v| v.to_string())
+            ))
+            .into());
+        }
+        let header: Header = serde_json::from_str(&first)
+            .with_context(|| format!("{}:1: history header", path.display()))?;
+        let summary = Summary::read(dir).map_err(|e| ExitError::bad_input(format!("{e:#}")))?;
+        Ok(Input {
+            dir: dir.to_owned(),
+            header,
+            summary,
+            lines,
+            offset: 0,
+            next: None,
+            line: 1,
+        })
+    }
+
+    /// Reads the next event (skipping other shards' `remote` placeholders)
+    /// onto the merged clock.
+    fn advance(&mut self) -> anyhow::Result<()> {
+        self.next = None;
+        for line in self.lines.by_ref() {
+            let line = line?;
+            self.line += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut e: Event = serde_json::from_str(&line).with_context(|| {
+                format!("{}:{}", self.dir.join("history.jsonl").display(), self.line)
+            })?;
+            if matches!(&e.kind, EventKind::Fault { phase, .. } if phase == "remote") {
+                continue;
+            }
+            e.t += self.offset;
+            self.next = Some(e);
+            break;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that the folders are the shards of one run and nothing else.
+fn validate(inputs: &[Input]) -> Result<u32, ExitError> {
+    let first = inputs[0].header.clone();
+    let count = match first.shard {
+        Some(s) => s.count,
+        None => {
+            return Err(ExitError::bad_input(format!(
+                "{} is not a shard (run with --shard K/N); nothing to merge",
+                inputs[0].dir.display()
+            )));
+        }
+    };
+    let mut seen = vec![false; count as usize];
+    for i in inputs {
+        let h = &i.header;
+        let mismatch = |what: &str, a: String, b: String| {
+            ExitError::bad_input(format!(
+                "{} and {} are not shards of one run: {what} {a} vs {b}",
+                inputs[0].dir.display(),
+                i.dir.display()
+            ))
+        };
+        if h.scenario != first.scenario {
+            return Err(mismatch(
+                "scenario",
+                first.scenario.clone(),
+                h.scenario.clone(),
+            ));
+        }
+        if h.seed != first.seed {
+            return Err(mismatch("seed", first.seed.to_string(), h.seed.to_string()));
+        }
+        if h.users != first.users {
+            return Err(mismatch(
+                "users",
+                first.users.to_string(),
+                h.users.to_string(),
+            ));
+        }
+        if h.reconnoiter_version != first.reconnoiter_version {
+            return Err(mismatch(
+                "reconnoiter version",
+                first.reconnoiter_version.clone(),
+                h.reconnoiter_version.clone(),
+            ));
+        }
+        let Some(s) = h.shard.filter(|s| s.count == count) else {
+            return Err(mismatch(
+                "shard count",
+                count.to_string(),
+                h.shard.map_or("none".into(), |s| s.count.to_string()),
+            ));
+        };
+        if std::mem::replace(&mut seen[s.index as usize], true) {
+            return Err(ExitError::bad_input(format!(
+                "shard {}/{count} is given twice ({})",
+                s.index,
+                i.dir.display()
+            )));
+        }
+    }
+    let missing: Vec<String> = (0..count)
+        .filter(|k| !seen[*k as usize])
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ExitError::bad_input(format!(
+            "shards missing: {} (a verdict on part of the users would call their messages lost)",
+            missing.join(", ")
+        )));
+    }
+    Ok(count)
+}
+
+/// Merges shard folders into `out` and returns the merged summary (written
+/// there with every report) and its histograms. `checks` are `--check`
+/// overrides on top of the rules the shards ran with.
+pub fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    checks: &[String],
+) -> anyhow::Result<(Summary, Latencies)> {
+    if dirs.is_empty() {
+        return Err(ExitError::bad_input("report merge needs the shards' folders").into());
+    }
+    let mut inputs = dirs
+        .iter()
+        .map(|d| Input::open(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let count = validate(&inputs)?;
+    let start_ms = inputs
+        .iter()
+        .map(|i| i.header.started_at_ms)
+        .min()
+        .unwrap_or(0);
+    for i in &mut inputs {
+        i.offset = ((i.header.started_at_ms - start_ms) * 1_000) as u64;
+        i.advance()?;
+    }
+    let mut rules = Rules::from_pairs(&inputs[0].header.checks).map_err(ExitError::bad_input)?;
+    for c in checks {
+        rules.set_arg(c).map_err(ExitError::bad_input)?;
+    }
+    let first = inputs[0].header.clone();
+    let run_id = format!(
+        "{}-merged-{}",
+        inputs[0].summary.scenario,
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    );
+    let header = Header {
+        history_version: HISTORY_VERSION,
+        run_id: run_id.clone(),
+        scenario: first.scenario.clone(),
+        seed: first.seed,
+        started_at_ms: start_ms,
+        users: first.users,
+        cohorts: first.cohorts.clone(),
+        checks: rules.to_pairs(),
+        shard: None,
+        reconnoiter_version: first.reconnoiter_version.clone(),
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut history = BufWriter::new(File::create(out.join("history.jsonl"))?);
+    serde_json::to_writer(&mut history, &header)?;
+    history.write_all(b"\n")?;
+    let mut checker = Checker::new(&header, rules);
+    let mut events = 0u64;
+    // The next event overall is the earliest head; each shard's own order
+    // (one user's events are all on one shard) is never changed.
+    while let Some(k) = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, i)| i.next.as_ref().map(|e| (e.t, k)))
+        .min()
+        .map(|(_, k)| k)
+    {
+        let e = inputs[k].next.take().expect("a head");
+        checker.observe(&e);
+        serde_json::to_writer(&mut history, &e)?;
+        history.write_all(b"\n")?;
+        events += 1;
+        inputs[k].advance()?;
+    }
+    history.flush()?;
+    let interrupted = inputs.iter().any(|i| i.summary.interrupted);
+    let (verdict, latencies) = checker.finish(Ending { interrupted });
+    let live = inputs
+        .iter()
+        .fold(StatsSnapshot::default(), |a, i| add(a, &i.summary.live));
+    let mut summary = Summary {
+        summary_version: SUMMARY_VERSION,
+        run_id,
+        scenario: inputs[0].summary.scenario.clone(),
+        seed: first.seed,
+        target: inputs[0].summary.target.clone(),
+        users: first.users,
+        conversations: inputs[0].summary.conversations,
+        members: inputs[0].summary.members,
+        started_at: chrono::DateTime::from_timestamp_millis(start_ms)
+            .unwrap_or_default()
+            .to_rfc3339(),
+        elapsed_seconds: inputs
+            .iter()
+            .map(|i| i.summary.elapsed_seconds)
+            .fold(0.0, f64::max),
+        interrupted,
+        drained: inputs.iter().all(|i| i.summary.drained),
+        fault_failures: inputs
+            .iter()
+            .flat_map(|i| {
+                let k = i.header.shard.map_or(0, |s| s.index);
+                i.summary
+                    .fault_failures
+                    .iter()
+                    .map(move |f| format!("shard {k}/{count}: {f}"))
+            })
+            .collect(),
+        live,
+        history_events: events,
+        verdict,
+        status: String::new(),
+        exit_code: 0,
+    };
+    summary.decide();
+    super::write_all(out, &summary, &latencies)?;
+    Ok((summary, latencies))
+}
+
+fn add(a: StatsSnapshot, b: &StatsSnapshot) -> StatsSnapshot {
+    StatsSnapshot {
+        connected: a.connected + b.connected,
+        offline: a.offline + b.offline,
+        logged_in: a.logged_in + b.logged_in,
+        connect_failures: a.connect_failures + b.connect_failures,
+        reconnects: a.reconnects + b.reconnects,
+        reconnect_failed: a.reconnect_failed + b.reconnect_failed,
+        sent: a.sent + b.sent,
+        acked: a.acked + b.acked,
+        rejected: a.rejected + b.rejected,
+        delivered: a.delivered + b.delivered,
+        duplicates: a.duplicates + b.duplicates,
+        expected: a.expected + b.expected,
+        outbox: a.outbox + b.outbox,
+    }
+}
