@@ -311,3 +311,32 @@ for = "1500ms"
         "the offline fault shows in the timeline"
     );
 }
+
+#[test]
+fn report_html_is_one_self_contained_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = report_support::every_kind();
+    reconnoiter::report::write_all(dir.path(), &s, &report_support::latencies()).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for banned in ["<script", "<link", "@import", "src=\"http", "url(http"] {
+        assert!(
+            !html.contains(banned),
+            "report.html must not fetch: {banned}"
+        );
+    }
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    for needle in [
+        "FAIL: 1 loss, 2 stranded",
+        "Users over time",
+        "offline:edge",
+        "Latency percentile spectrum",
+        "fault:offline",
+        "Violations by kind",
+        "&quot;quoted&quot; &lt;tag&gt; &amp; comma",
+        "reconnect.p99",
+        "recipient never came back",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from report.html");
+    }
+    assert!(!html.contains("<tag>"), "explanations are escaped");
+}

@@ -10,6 +10,7 @@
 //! | timeline.csv | [`timeline_csv`] |
 //! | latency/*.hgrm | [`hgrm`] |
 //! | latency.hlog | [`hlog`] (written live by run/live.rs) |
+//! | report.html | [`html`] |
 //!
 //! Also here: [`progress`], what a run shows while it goes, and
 //! [`compare`], `report compare` for gating a release on a baseline.
@@ -17,6 +18,7 @@
 mod escape;
 pub mod hgrm;
 pub mod hlog;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod summary;
@@ -39,6 +41,7 @@ pub fn write_all(dir: &Path, summary: &Summary, latencies: &Latencies) -> std::i
         violations_csv::write(&dir.join("violations.csv"), &summary.verdict.violations),
         timeline_csv::write(&dir.join("timeline.csv"), &summary.verdict.timeline),
         hgrm::write_dir(&dir.join("latency"), latencies),
+        std::fs::write(dir.join("report.html"), html::render(summary, latencies)),
     ];
     results.into_iter().collect()
 }
