@@ -84,12 +84,28 @@ pub struct ProxyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Print a run's summary again.
-    Show { dir: PathBuf },
+    /// Print a run's summary again and exit with the run's exit code, so a
+    /// CI job can re-gate on a stored run.
+    Show {
+        /// The run's folder (reports/<run-id>) or its summary.json.
+        dir: PathBuf,
+    },
     /// Merge shard outputs into one verdict.
     Merge { dirs: Vec<PathBuf> },
-    /// Compare a run against a baseline.
-    Compare { base: PathBuf, new: PathBuf },
+    /// Compare a run against a baseline: per metric, p50/p99/max ratios
+    /// NEW/BASE. Exit 3 when one is worse than its tolerance, 1 when NEW
+    /// has a kind of violation BASE did not.
+    Compare {
+        /// The baseline run's folder (or its summary.json).
+        base: PathBuf,
+        /// The run to judge against it.
+        new: PathBuf,
+        /// How much worse NEW may be: `15%` (default 10%) for every figure,
+        /// `reconnect=25%` for one metric, `reconnect.p99=25%` for one
+        /// statistic (repeatable; the most specific wins).
+        #[arg(long, value_name = "PCT|METRIC[.STAT]=PCT")]
+        tolerance: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -212,7 +228,7 @@ pub fn execute(cli: Cli) -> Result<Exit> {
             Ok(Exit::Pass)
         }
         Command::Validate(args) => validate(&args),
-        Command::Report(_) => not_built("report", 5),
+        Command::Report(cmd) => report(cmd),
     }
 }
 
@@ -255,6 +271,53 @@ fn run(args: RunArgs) -> Result<Exit> {
     })
 }
 
+/// `reconnoiter report ...`: reads summaries a run wrote; an unreadable one
+/// (missing, not JSON, another summary_version) is bad input (exit 2).
+fn report(cmd: ReportCommand) -> Result<Exit> {
+    use crate::report::compare;
+    use crate::report::summary::Summary;
+    let read = |path: &std::path::Path| {
+        let dir = if path.is_file() {
+            path.parent().unwrap_or(path)
+        } else {
+            path
+        };
+        Summary::read(dir)
+            .map_err(|e| ExitError::bad_input(format!("cannot use this run summary: {e:#}")))
+    };
+    match cmd {
+        ReportCommand::Show { dir } => {
+            let summary = read(&dir)?;
+            println!("{}", summary.render());
+            Ok(match summary.exit_code {
+                0 => Exit::Pass,
+                1 => Exit::Violation,
+                3 => Exit::Threshold,
+                4 => Exit::Harness,
+                other => {
+                    return Err(ExitError::bad_input(format!(
+                        "{} has exit_code {other}, which no run writes",
+                        dir.display()
+                    ))
+                    .into());
+                }
+            })
+        }
+        ReportCommand::Compare {
+            base,
+            new,
+            tolerance,
+        } => {
+            let tolerance = compare::Tolerance::parse(&tolerance).map_err(ExitError::bad_input)?;
+            let (base, new) = (read(&base)?, read(&new)?);
+            let comparison = compare::compare(&base, &new, &tolerance);
+            println!("{}", comparison.render());
+            Ok(comparison.exit())
+        }
+        ReportCommand::Merge { .. } => not_built("report merge", 8),
+    }
+}
+
 /// `reconnoiter validate`: every file is checked, every error printed.
 fn validate(args: &ValidateArgs) -> Result<Exit> {
     let mut failed = 0;
@@ -284,7 +347,7 @@ fn validate(args: &ValidateArgs) -> Result<Exit> {
 
 fn not_built(what: &str, issue: u32) -> Result<Exit> {
     Err(ExitError::bad_input(format!(
-        "`reconnoiter {what}` is not built yet (tracked in issue #{issue}); `reconnoiter serve` is available"
+        "`reconnoiter {what}` is not built yet (tracked in issue #{issue})"
     ))
     .into())
 }

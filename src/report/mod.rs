@@ -15,6 +15,7 @@
 //! Also here: [`progress`], what a run shows while it goes, and
 //! [`compare`], `report compare` for gating a release on a baseline.
 
+pub mod compare;
 mod escape;
 pub mod hgrm;
 pub mod hlog;

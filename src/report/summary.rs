@@ -98,9 +98,9 @@ impl Summary {
         let version = value.get("summary_version").and_then(|v| v.as_u64());
         if version != Some(SUMMARY_VERSION as u64) {
             anyhow::bail!(
-                "{} has summary_version {:?}; this reconnoiter reads version {SUMMARY_VERSION}",
+                "{} has summary_version {}; this reconnoiter reads version {SUMMARY_VERSION}",
                 path.display(),
-                version
+                version.map_or("missing".to_owned(), |v| v.to_string())
             );
         }
         serde_json::from_value(value).with_context(|| format!("reading {}", path.display()))
