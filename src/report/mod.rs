@@ -22,6 +22,7 @@ pub mod hlog;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod progress;
 pub mod summary;
 pub mod timeline_csv;
 pub mod violations_csv;
