@@ -121,7 +121,7 @@ fn junit_has_one_case_per_guarantee_and_threshold_and_the_harness() {
         .find(|c| c.original_name.starts_with("loss"))
         .unwrap();
     let failure = loss.status.failure_as_ref();
-    assert_eq!(failure.message, "1 violations");
+    assert_eq!(failure.message, "1 violation");
     assert!(failure.text.contains("message=m0"), "{}", failure.text);
     let harness = suite.cases.last().unwrap();
     assert!(harness.original_name.starts_with("harness"));

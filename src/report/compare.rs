@@ -238,7 +238,10 @@ impl Comparison {
                 self.rows.len()
             ),
             Exit::Violation => "FAIL: new kinds of violation".to_owned(),
-            _ => format!("FAIL: {worse} figures worse than the baseline beyond tolerance"),
+            _ => format!(
+                "FAIL: {worse} figure{} worse than the baseline beyond tolerance",
+                if worse == 1 { "" } else { "s" }
+            ),
         };
         out
     }

@@ -89,14 +89,15 @@ fn cases(s: &Summary) -> Vec<Case> {
         let name = format!("{}: {}", g.guarantee.name(), g.guarantee.promise());
         let (failure, out) = match (g.violations, g.passed, g.mode) {
             (0, _, _) => (None, None),
-            (n, false, _) => (Some((format!("{n} violations"), examples)), None),
+            (n, false, _) => (Some((violations(n), examples)), None),
             (n, true, Mode::Allow) => (
                 None,
                 Some(format!(
-                    "{n} violations, allowed by the scenario\n{examples}"
+                    "{}, allowed by the scenario\n{examples}",
+                    violations(n)
                 )),
             ),
-            (n, true, Mode::Fail) => (None, Some(format!("{n} violations\n{examples}"))),
+            (n, true, Mode::Fail) => (None, Some(format!("{}\n{examples}", violations(n)))),
         };
         cases.push(Case {
             class: "reconnoiter.guarantee",
@@ -150,6 +151,10 @@ fn cases(s: &Summary) -> Vec<Case> {
         out: Some(note),
     });
     cases
+}
+
+fn violations(n: u64) -> String {
+    format!("{n} violation{}", if n == 1 { "" } else { "s" })
 }
 
 /// The first violations of one kind, one per line with their ids.

@@ -1,7 +1,8 @@
 //! report.html: the run on one self-contained page a person would rather
-//! look at than read: the outcome and key counts, users over time with the
-//! fault windows shaded, the latency percentile spectrum of every metric,
-//! violations by kind with the first examples, and the tables. Inline CSS
+//! look at than read: the outcome and key counts, violations by kind with
+//! the first examples (first, since they are why a run failed), users over
+//! time with the fault windows shaded, the latency percentile spectrum of
+//! every metric, and the tables. Inline CSS
 //! and inline SVG drawn here; no script, no fonts or files fetched, so it
 //! opens the same from a CI artifact, offline, years later.
 
@@ -33,15 +34,15 @@ pub fn render(s: &Summary, lat: &Latencies) -> String {
     );
     header(&mut out, s);
     cards(&mut out, s);
-    timeline(&mut out, s);
-    latency(&mut out, lat);
     let v = &s.verdict;
     let _ = write!(
         out,
-        r#"<section><h2>Violations by kind</h2><p class="what">Every guarantee, with how many times it broke; then the first examples of each kind (all of them with evidence in summary.json, one per row in violations.csv).</p>{}{}</section>"#,
+        r#"<section><h2>Violations by kind</h2><p class="what">Every guarantee, with how many times it broke; then the first examples of each kind (up to 100 of each, with the history lines around them, are in summary.json and violations.csv).</p>{}{}</section>"#,
         violations::bars(&v.guarantees),
         violations::examples(&v.guarantees, &v.violations)
     );
+    timeline(&mut out, s);
+    latency(&mut out, lat);
     let _ = write!(
         out,
         r#"<div class="cols">
@@ -155,7 +156,10 @@ fn cards(out: &mut String, s: &Summary) {
         (
             "violations",
             total.to_string(),
-            format!("{failing} guarantees failed"),
+            format!(
+                "{failing} guarantee{} failed",
+                if failing == 1 { "" } else { "s" }
+            ),
             if failing > 0 {
                 "bad"
             } else if total > 0 {

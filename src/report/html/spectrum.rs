@@ -142,7 +142,11 @@ fn chart(title: &'static str, what: &'static str, series: &[(String, &Histogram<
         .unwrap_or(1) as f64;
     let hi = series.iter().map(|(_, h)| h.max()).max().unwrap_or(1) as f64;
     let y = Scale::log(step_floor(lo), step_ceil(hi * 1.01), f.y0(), f.y1());
-    let x = Scale::linear(0.0, NINES, f.x0(), f.x1());
+    // The axis reaches as many nines as the largest series has samples
+    // for (at least 99 %), so a small run does not leave it half empty.
+    let most = series.iter().map(|(_, h)| h.len()).max().unwrap_or(1);
+    let right = (most as f64).log10().ceil().clamp(2.0, NINES);
+    let x = Scale::linear(0.0, right, f.x0(), f.x1());
     let mut svg = Svg::new(&f, &format!("{title} latency by percentile"));
     for t in log_ticks(y.min, y.max) {
         let py = y.px(t);
@@ -158,6 +162,9 @@ fn chart(title: &'static str, what: &'static str, series: &[(String, &Histogram<
         (0.99999, "99.999%"),
     ] {
         let n = nines(n);
+        if n > right + 1e-9 {
+            continue;
+        }
         let px = x.px(n);
         svg.line(px, f.y0(), px, f.y1(), "grid-v");
         svg.text(px, f.y0() + 16.0, "middle", "tick", label);
