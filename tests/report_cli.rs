@@ -138,7 +138,7 @@ fn compare_passes_within_tolerance_and_fails_with_3_beyond_it() {
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     let out = stdout(&o);
     assert_eq!(out.matches("WORSE").count(), 9, "{out}");
-    assert!(out.contains("1.20    1.10  WORSE"), "{out}");
+    assert!(out.contains("1.200    1.10  WORSE"), "{out}");
 
     // A looser tolerance for everything, or just for what regressed.
     let o = reconnoiter(&["report", "compare", &base, &worse, "--tolerance", "25%"]);

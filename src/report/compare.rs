@@ -200,7 +200,7 @@ impl Comparison {
         for r in &self.rows {
             let _ = writeln!(
                 out,
-                "{:<18} {:<4} {:>10} {:>10} {:>7.2} {:>7.2}{}",
+                "{:<18} {:<4} {:>10} {:>10} {:>7.3} {:>7.2}{}",
                 r.metric,
                 r.stat,
                 fmt_us(r.base),

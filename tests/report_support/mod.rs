@@ -14,7 +14,7 @@ use reconnoiter::user::stats::StatsSnapshot;
 
 /// A violation of `kind` with every id set (or none, for the odd ones).
 fn violation(kind: Guarantee, i: u64) -> Violation {
-    let full = i % 2 == 0;
+    let full = i.is_multiple_of(2);
     let s = |v: &str| full.then(|| v.to_owned());
     Violation {
         kind,

@@ -195,20 +195,19 @@ fn legend(items: &[(&str, &str)]) -> String {
 
 fn timeline(out: &mut String, s: &Summary) {
     let rows = &s.verdict.timeline;
-    let (users_legend, traffic_legend) = users_chart::legends();
     let lanes = users_chart::fault_lanes(rows);
     let _ = write!(
         out,
         r#"<section><h2>Users over time</h2><p class="what">Every second of the run, ramp to stop; shaded: a fault was active.</p>{}{}{}
 <h3>Traffic</h3>{}{}</section>"#,
-        legend(&users_legend),
+        legend(&users_chart::USERS_LEGEND),
         users_chart::users(rows, s.users),
         if lanes.is_empty() {
             r#"<p class="quiet">No faults in this run.</p>"#.to_owned()
         } else {
             format!(r#"<div class="lanes">{lanes}</div>"#)
         },
-        legend(&traffic_legend),
+        legend(&users_chart::TRAFFIC_LEGEND),
         users_chart::traffic(rows),
     );
 }

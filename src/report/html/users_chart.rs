@@ -261,24 +261,20 @@ pub fn traffic(rows: &[TimelineRow]) -> String {
     svg.finish()
 }
 
-/// The legend items for the two timeline charts.
-pub fn legends() -> (
-    Vec<(&'static str, &'static str)>,
-    Vec<(&'static str, &'static str)>,
-) {
-    (
-        vec![
-            (CONNECTED, "connected"),
-            (RECONNECTING, "reconnecting"),
-            (OFFLINE, "offline (gave up or not yet connected)"),
-        ],
-        vec![
-            (SENDS, "sends/s"),
-            (DELIVERIES, "deliveries/s"),
-            (OFFLINE, "violations found"),
-        ],
-    )
-}
+/// A legend: (colour, what it stands for).
+pub type Legend = [(&'static str, &'static str); 3];
+
+/// The legends of the users chart and the traffic chart.
+pub const USERS_LEGEND: Legend = [
+    (CONNECTED, "connected"),
+    (RECONNECTING, "reconnecting"),
+    (OFFLINE, "offline (gave up or not yet connected)"),
+];
+pub const TRAFFIC_LEGEND: Legend = [
+    (SENDS, "sends/s"),
+    (DELIVERIES, "deliveries/s"),
+    (OFFLINE, "violations found"),
+];
 
 #[cfg(test)]
 mod tests {
