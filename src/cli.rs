@@ -93,12 +93,39 @@ pub struct ProxyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Print a run's summary again.
-    Show { dir: PathBuf },
-    /// Merge shard outputs into one verdict.
-    Merge { dirs: Vec<PathBuf> },
-    /// Compare a run against a baseline.
-    Compare { base: PathBuf, new: PathBuf },
+    /// Print a run's summary again and exit with the run's exit code, so a
+    /// CI job can re-gate on a stored run.
+    Show {
+        /// The run's folder (reports/<run-id>) or its summary.json.
+        dir: PathBuf,
+    },
+    /// Merge shards' folders (`run --shard K/N`) into one verdict: the
+    /// histories are merged in time order and checked again as one run.
+    Merge {
+        /// Every shard's run folder, 0..N-1 (any order).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report goes (default reports/<scenario>-merged-<time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Add or override a check, as for `run`.
+        #[arg(long = "check", value_name = "RULE")]
+        checks: Vec<String>,
+    },
+    /// Compare a run against a baseline: per metric, p50/p99/max ratios
+    /// NEW/BASE. Exit 3 when one is worse than its tolerance, 1 when NEW
+    /// has a kind of violation BASE did not.
+    Compare {
+        /// The baseline run's folder (or its summary.json).
+        base: PathBuf,
+        /// The run to judge against it.
+        new: PathBuf,
+        /// How much worse NEW may be: `15%` (default 10%) for every figure,
+        /// `reconnect=25%` for one metric, `reconnect.p99=25%` for one
+        /// statistic (repeatable; the most specific wins).
+        #[arg(long, value_name = "PCT|METRIC[.STAT]=PCT")]
+        tolerance: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +248,7 @@ pub fn execute(cli: Cli) -> Result<Exit> {
             Ok(Exit::Pass)
         }
         Command::Validate(args) => validate(&args),
-        Command::Report(_) => not_built("report", 5),
+        Command::Report(cmd) => report(cmd),
     }
 }
 
@@ -283,6 +310,64 @@ fn run(args: RunArgs) -> Result<Exit> {
     })
 }
 
+/// `reconnoiter report ...`: reads summaries a run wrote; an unreadable one
+/// (missing, not JSON, another summary_version) is bad input (exit 2).
+fn report(cmd: ReportCommand) -> Result<Exit> {
+    use crate::report::compare;
+    use crate::report::summary::Summary;
+    let read = |path: &std::path::Path| {
+        let dir = if path.is_file() {
+            path.parent().unwrap_or(path)
+        } else {
+            path
+        };
+        Summary::read(dir)
+            .map_err(|e| ExitError::bad_input(format!("cannot use this run summary: {e:#}")))
+    };
+    match cmd {
+        ReportCommand::Show { dir } => {
+            let summary = read(&dir)?;
+            println!("{}", summary.render());
+            Ok(match summary.exit_code {
+                0 => Exit::Pass,
+                1 => Exit::Violation,
+                3 => Exit::Threshold,
+                4 => Exit::Harness,
+                other => {
+                    return Err(ExitError::bad_input(format!(
+                        "{} has exit_code {other}, which no run writes",
+                        dir.display()
+                    ))
+                    .into());
+                }
+            })
+        }
+        ReportCommand::Compare {
+            base,
+            new,
+            tolerance,
+        } => {
+            let tolerance = compare::Tolerance::parse(&tolerance).map_err(ExitError::bad_input)?;
+            let (base, new) = (read(&base)?, read(&new)?);
+            let comparison = compare::compare(&base, &new, &tolerance);
+            println!("{}", comparison.render());
+            Ok(comparison.exit())
+        }
+        ReportCommand::Merge { dirs, out, checks } => {
+            let out = out.unwrap_or_else(|| {
+                crate::run::default_reports_dir().join(format!(
+                    "merged-{}",
+                    chrono::Utc::now().format("%Y%m%d-%H%M%S")
+                ))
+            });
+            let (summary, _) = crate::report::merge::merge(&dirs, &out, &checks)?;
+            println!("{}", summary.render());
+            println!("report: {}", out.display());
+            Ok(summary.exit())
+        }
+    }
+}
+
 /// `reconnoiter validate`: every file is checked, every error printed.
 fn validate(args: &ValidateArgs) -> Result<Exit> {
     let mut failed = 0;
@@ -308,11 +393,4 @@ fn validate(args: &ValidateArgs) -> Result<Exit> {
     } else {
         Exit::BadInput
     })
-}
-
-fn not_built(what: &str, issue: u32) -> Result<Exit> {
-    Err(ExitError::bad_input(format!(
-        "`reconnoiter {what}` is not built yet (tracked in issue #{issue}); `reconnoiter serve` is available"
-    ))
-    .into())
 }

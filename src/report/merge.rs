@@ -172,8 +172,14 @@ pub fn merge(
     }
     let mut inputs = dirs
         .iter()
-        .map(|d| Input::open(d))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|d| {
+            // A folder that cannot be read as a shard is the caller's mistake.
+            Input::open(d).map_err(|e| match e.downcast::<ExitError>() {
+                Ok(x) => x,
+                Err(e) => ExitError::bad_input(format!("{e:#}")),
+            })
+        })
+        .collect::<Result<Vec<_>, ExitError>>()?;
     let count = validate(&inputs)?;
     let start_ms = inputs
         .iter()

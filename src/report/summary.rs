@@ -98,9 +98,9 @@ impl Summary {
         let version = value.get("summary_version").and_then(|v| v.as_u64());
         if version != Some(SUMMARY_VERSION as u64) {
             anyhow::bail!(
-                "{} has summary_version {:?}; this reconnoiter reads version {SUMMARY_VERSION}",
+                "{} has summary_version {}; this reconnoiter reads version {SUMMARY_VERSION}",
                 path.display(),
-                version
+                version.map_or("missing".to_owned(), |v| v.to_string())
             );
         }
         serde_json::from_value(value).with_context(|| format!("reading {}", path.display()))
@@ -181,7 +181,16 @@ impl Summary {
         for viol in v.violations.iter().take(5) {
             out += &format!("  {}: {}\n", viol.kind.name(), viol.explanation);
         }
-        let verdict = match self.exit() {
+        out += &self.headline();
+        out
+    }
+
+    /// The one-line outcome (`PASS`, `FAIL: 3 loss`, `HARNESS: ...`) that
+    /// every report leads with, so the terminal, summary.md, junit.xml and
+    /// report.html say the same thing in the same words.
+    pub fn headline(&self) -> String {
+        let v = &self.verdict;
+        match self.exit() {
             Exit::Pass => "PASS".to_owned(),
             Exit::Harness if self.interrupted => "INTERRUPTED: partial results".to_owned(),
             Exit::Harness if !self.fault_failures.is_empty() => {
@@ -192,17 +201,17 @@ impl Summary {
             }
             Exit::Violation => format!(
                 "FAIL: {}",
-                v.kinds()
+                // Only what failed: allowed kinds are not why the run failed.
+                v.guarantees
                     .iter()
-                    .map(|g| format!("{} {}", v.count(*g), g.name()))
+                    .filter(|g| !g.passed)
+                    .map(|g| format!("{} {}", g.violations, g.guarantee.name()))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
             Exit::Threshold => "FAIL: thresholds missed".into(),
             Exit::BadInput => "BAD INPUT".into(),
-        };
-        out += &verdict;
-        out
+        }
     }
 }
 
@@ -217,7 +226,8 @@ pub fn fmt_us(us: u64) -> String {
     }
 }
 
-fn fmt_limit(name: &str, v: f64) -> String {
+/// A threshold's limit or actual value in its unit: a count, or a duration.
+pub fn fmt_limit(name: &str, v: f64) -> String {
     if name.ends_with(".count") {
         format!("{v}")
     } else {

@@ -42,7 +42,7 @@ pub struct RunOptions {
     pub reports_dir: PathBuf,
     /// The binary that serves the embedded server (normally this one).
     pub server_binary: PathBuf,
-    /// No periodic progress lines.
+    /// No progress display (neither the bar nor the periodic lines).
     pub quiet: bool,
     /// An external Toxiproxy's API (e.g. http://127.0.0.1:8474); without it
     /// the embedded proxy is started as child processes when faults need it.
@@ -266,8 +266,17 @@ async fn run_users(
         shutdown.await;
         let _ = interrupt_tx.send(true);
     });
-    let progress =
-        (!opts.quiet).then(|| tokio::spawn(progress(stats.clone(), start, plan.users.count)));
+    let progress = crate::report::progress::Progress::start(
+        crate::report::progress::Watch {
+            stats: stats.clone(),
+            start,
+            planned: plan.duration
+                + Duration::from_secs_f64(plan.users.count as f64 / plan.ramp_per_sec.max(0.001)),
+            users: plan.users.count,
+            phase: ctx.phase.clone(),
+        },
+        opts.quiet,
+    );
 
     let tabs: HashMap<String, watch::Sender<bool>> = plan
         .cohorts
@@ -376,9 +385,7 @@ async fn run_users(
             }
         }
     }
-    if let Some(p) = progress {
-        p.abort();
-    }
+    progress.stop().await;
     load_watch.abort();
     let _ = load_watch.await;
     let elapsed = start.elapsed();
@@ -469,28 +476,6 @@ async fn drain(
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A plain progress line every two seconds on stderr.
-async fn progress(stats: Arc<Stats>, start: Instant, users: u32) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let s = stats.snapshot();
-        eprintln!(
-            "[{:>5.1}s] users {}/{} connected, {} offline | sent {} acked {} | delivered {}/{} | outbox {}",
-            start.elapsed().as_secs_f64(),
-            s.connected,
-            users,
-            s.offline,
-            s.sent,
-            s.acked,
-            s.delivered,
-            s.expected,
-            s.outbox
-        );
     }
 }
 
