@@ -181,7 +181,9 @@ impl ManagedServer {
 
 impl Drop for ManagedServer {
     fn drop(&mut self) {
-        if let Launch::Command { .. } = self.launch {
+        if let Launch::Command { .. } = self.launch
+            && group_alive(self.child.id())
+        {
             // Whatever the command left running goes with it.
             signal_group(self.child.id(), "KILL");
         }
