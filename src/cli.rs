@@ -380,7 +380,11 @@ fn validate(args: &ValidateArgs) -> Result<Exit> {
                 plan.users.conversations,
                 plan.users.members,
                 plan.duration,
-                plan.target.url.as_deref().unwrap_or("embedded")
+                match (&plan.target.url, &plan.target.command) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(command)) => format!("`{command}`"),
+                    (None, None) => "embedded".into(),
+                }
             ),
             Err(e) => {
                 eprintln!("error: {e}");

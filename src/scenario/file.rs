@@ -42,21 +42,26 @@ pub struct RunSection {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSection {
-    /// An external server. Without it the embedded reference server is started.
+    /// An external server. Without it (and without `command`) the embedded
+    /// reference server is started.
     pub url: Option<Spanned<String>>,
-    /// Embedded server only: access token lifetime.
+    /// Your own server, started by the harness as a managed process: a shell
+    /// command (`sh -c`, from the current directory) that prints
+    /// `listening on HOST:PORT` on stdout once it accepts connections.
+    pub command: Option<Spanned<String>>,
+    /// Managed servers (embedded or `command`): access token lifetime.
     pub token_ttl: Option<Spanned<Dur>>,
     /// Embedded server only: bug switches to turn on.
     pub bugs: Option<Spanned<Vec<Bug>>>,
     pub namespace: Option<String>,
     /// The Engine.IO path, "/socket.io/" by default.
     pub path: Option<String>,
-    /// Embedded server only: Engine.IO ping interval and timeout. A
-    /// blackholed user notices after interval + timeout (45 s by default).
+    /// Managed servers (embedded or `command`): Engine.IO ping interval and
+    /// timeout. A blackholed user notices after interval + timeout (45 s by default).
     pub ping_interval: Option<Spanned<Dur>>,
     pub ping_timeout: Option<Spanned<Dur>>,
     /// External server only: a shell command that restarts it (server-restart faults).
-    pub restart_command: Option<String>,
+    pub restart_command: Option<Spanned<String>>,
     #[serde(default)]
     pub events: EventNames,
     #[serde(default)]

@@ -65,8 +65,11 @@ impl Plan {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetPlan {
-    /// None: start the embedded reference server.
+    /// None: start a managed server (`command`, or the embedded one).
     pub url: Option<String>,
+    /// A user's own server as a managed process: `sh -c` this (see
+    /// `target::managed` for the environment it gets and the line it prints).
+    pub command: Option<String>,
     pub token_ttl: Option<Duration>,
     pub bugs: Vec<Bug>,
     pub namespace: String,
@@ -405,6 +408,45 @@ fn resolve_target(
     text: &str,
     t: super::file::TargetSection,
 ) -> Result<TargetPlan, ScenarioError> {
+    if let (Some(_), Some(c)) = (&t.url, &t.command) {
+        return Err(ScenarioError::at(
+            path,
+            text,
+            Some(c.span()),
+            "target.command and target.url are mutually exclusive",
+        )
+        .with_fix("keep url to drive a server that is already running, or command to have the harness start (and restart) yours"));
+    }
+    let command = match t.command {
+        Some(c) if c.get_ref().trim().is_empty() => {
+            return Err(ScenarioError::at(path, text, Some(c.span()), "target.command is empty")
+                .with_fix("write the shell command that starts your server, e.g. command = \"node server.js\""));
+        }
+        Some(c) => {
+            if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(bugs.span()),
+                    "target.bugs only applies to the embedded server",
+                )
+                .with_fix(
+                    "remove bugs (they are switches of `reconnoiter serve`), or remove command",
+                ));
+            }
+            if let Some(r) = &t.restart_command {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(r.span()),
+                    "target.restart_command is for a server the harness does not start",
+                )
+                .with_fix("remove restart_command: with command, server-restart faults stop the command's processes and start it again"));
+            }
+            Some(c.into_inner())
+        }
+        None => None,
+    };
     let url = match t.url {
         Some(u) => {
             let s = u.get_ref().trim_end_matches('/').to_string();
@@ -429,13 +471,13 @@ fn resolve_target(
                 path,
                 text,
                 Some(p.span()),
-                "target.ping_interval and ping_timeout only apply to the embedded server",
+                "target.ping_interval and ping_timeout only apply to a server the harness starts",
             )
             .with_fix("remove them (your server sets its heartbeat), or remove url"));
         }
         if let Some(ttl) = &t.token_ttl {
-            return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to the embedded server")
-                .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server"));
+            return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to a server the harness starts")
+                .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server or a command"));
         }
         if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
             return Err(ScenarioError::at(
@@ -449,13 +491,14 @@ fn resolve_target(
     }
     Ok(TargetPlan {
         url,
+        command,
         token_ttl: t.token_ttl.map(|d| d.into_inner().0),
         bugs: t.bugs.map(Spanned::into_inner).unwrap_or_default(),
         namespace: t.namespace.unwrap_or_else(|| "/".into()),
         path: t.path.unwrap_or_else(|| "/socket.io/".into()),
         ping_interval: t.ping_interval.map(|d| d.into_inner().0),
         ping_timeout: t.ping_timeout.map(|d| d.into_inner().0),
-        restart_command: t.restart_command,
+        restart_command: t.restart_command.map(Spanned::into_inner),
         events: t.events,
         api: t.api,
     })
@@ -478,6 +521,19 @@ mod tests {
         assert_eq!(plan.name, "s");
         assert!(plan.target.url.is_none());
         assert_eq!(plan.target.events.send, "send-message");
+        assert!(plan.target.command.is_none());
+    }
+
+    #[test]
+    fn a_command_target_is_managed_and_takes_the_managed_settings() {
+        let plan = p("[target]\ncommand = \"node server.js --recovery\"\ntoken_ttl = \"2s\"\nping_interval = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"server-restart\"\nmode = \"crash\"\nat = \"1s\"\ndown = \"1s\"\n")
+            .unwrap();
+        assert_eq!(
+            plan.target.command.as_deref(),
+            Some("node server.js --recovery")
+        );
+        assert!(plan.target.url.is_none());
+        assert_eq!(plan.target.token_ttl, Some(Duration::from_secs(2)));
     }
 
     #[test]
@@ -507,6 +563,26 @@ mod tests {
             p("[users]\ncount = 1\n[users.reconnection]\ndelay = \"10s\"\ndelay_max = \"1s\"\n")
                 .unwrap_err();
         assert_eq!(e.line, 5, "{e}");
+
+        let e = p("[target]\nurl = \"http://x:1\"\ncommand = \"node s.js\"\n[users]\ncount = 1\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 11), "{e}");
+        assert!(e.message.contains("mutually exclusive"), "{e}");
+
+        let e = p("[target]\ncommand = \"  \"\n[users]\ncount = 1\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 11), "{e}");
+
+        let e =
+            p("[target]\ncommand = \"node s.js\"\nrestart_command = \"x\"\n[users]\ncount = 1\n")
+                .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.fix.as_deref().unwrap().contains("remove restart_command"));
+
+        let e = p(
+            "[target]\ncommand = \"node s.js\"\nbugs = [\"volatile-queue\"]\n[users]\ncount = 1\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
 
         let e = p("[target]\nbugs = [\"nope\"]\n[users]\ncount = 1\n").unwrap_err();
         assert!(

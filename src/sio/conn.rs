@@ -58,6 +58,11 @@ pub(crate) struct Setup {
     /// When we give up unless a ping arrives.
     pub(crate) ping_deadline: Instant,
     pub(crate) command_capacity: usize,
+    /// Events that came before the CONNECT answer, delivered first.
+    pub(crate) early: Vec<BinaryPacket>,
+    /// The recovery offset the previous connection ended with: kept until an
+    /// event brings a newer one, as socket.io-client keeps `_lastOffset`.
+    pub(crate) offset: Option<String>,
 }
 
 /// Start the connection task; returns the handle and the incoming stream.
@@ -67,12 +72,12 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, mpsc::UnboundedReceiver<In
     let shared = Arc::new(Shared {
         sid: setup.sid,
         namespace: setup.namespace,
+        offset: Mutex::new(setup.pid.as_ref().and(setup.offset)),
         pid: setup.pid,
-        offset: Mutex::new(None),
         close: tokio::sync::Notify::new(),
     });
     let (sink, stream) = ws.split();
-    let conn = Conn {
+    let mut conn = Conn {
         sink,
         outbox: VecDeque::new(),
         shared: shared.clone(),
@@ -83,6 +88,11 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, mpsc::UnboundedReceiver<In
         incoming: incoming_tx,
         heartbeat: setup.heartbeat,
     };
+    // Before anything the socket brings next, and through the same path, so
+    // a replayed event's recovery offset is taken as any other's.
+    for packet in setup.early {
+        let _ = conn.dispatch(packet);
+    }
     tokio::spawn(conn.run(stream, command_rx, setup.ping_deadline));
     (Client { commands, shared }, incoming)
 }

@@ -20,7 +20,7 @@ use super::PacketError;
 use super::client::{Client, Incoming, Recovery};
 use super::engine::{EnginePacket, OpenPacket};
 use super::error::{ConnectError, Phase};
-use super::packet::{Packet, PacketType};
+use super::packet::{BinaryAssembler, BinaryPacket, Packet, PacketType};
 
 /// The socket type every connection uses (plain TCP; TLS is not needed for
 /// the targets the harness drives).
@@ -164,6 +164,8 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
             heartbeat,
             ping_deadline: last_ping + heartbeat,
             command_capacity: opts.command_capacity.max(1),
+            early: answer.early,
+            offset: opts.recovery.as_ref().and_then(|r| r.offset.clone()),
         },
     );
     timings.total = started.elapsed();
@@ -333,10 +335,17 @@ async fn read_open(ws: &mut Ws) -> Result<OpenPacket, ConnectError> {
 struct Accepted {
     sid: String,
     pid: Option<String>,
+    /// Events of our namespace that came before the answer, in order.
+    early: Vec<BinaryPacket>,
 }
 
 /// Wait for our namespace's CONNECT / CONNECT_ERROR, answering Engine.IO
 /// pings meanwhile (engineioxide pings right after the open packet).
+///
+/// Events may come first: the official socket.io server (4.6+) replays a
+/// recovered session's missed packets *before* its CONNECT answer.
+/// socket.io-client buffers them and emits them once connected; so do we,
+/// and a refusal discards them, as it does there.
 async fn await_connect(
     ws: &mut Ws,
     namespace: &str,
@@ -344,13 +353,19 @@ async fn await_connect(
 ) -> Result<Accepted, ConnectError> {
     let phase = Phase::Connect;
     let protocol = |source| ConnectError::Protocol { phase, source };
+    let mut early = Vec::new();
+    let mut assembler = BinaryAssembler::default();
     loop {
         let text = match ws.next().await {
             None => return Err(ConnectError::Closed { phase }),
             Some(Err(e)) => return Err(ws_error(phase, e)),
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(_))) => return Err(ConnectError::Closed { phase }),
-            // Binary frames belong to another namespace's binary packet.
+            Some(Ok(Message::Binary(data))) if assembler.is_waiting() => {
+                early.extend(assembler.push(data).map_err(protocol)?);
+                continue;
+            }
+            // Other binary frames belong to another namespace's binary packet.
             Some(Ok(_)) => continue,
         };
         let message = match EnginePacket::decode(text.as_str()).map_err(protocol)? {
@@ -377,6 +392,7 @@ async fn await_connect(
                 return Ok(Accepted {
                     sid: sid.to_owned(),
                     pid,
+                    early,
                 });
             }
             PacketType::ConnectError => {
@@ -394,6 +410,9 @@ async fn await_connect(
                 return Err(ConnectError::Refused { message, data });
             }
             PacketType::Disconnect => return Err(ConnectError::Closed { phase }),
+            PacketType::Event | PacketType::BinaryEvent => {
+                early.extend(assembler.start(packet).map_err(protocol)?);
+            }
             _ => tracing::debug!(?packet, "packet before the CONNECT answer, dropped"),
         }
     }

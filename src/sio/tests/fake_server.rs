@@ -246,6 +246,96 @@ async fn recovery_offsets_are_stripped_and_pid_is_resumed() {
 }
 
 #[tokio::test]
+async fn missed_packets_replayed_before_the_connect_answer_are_delivered() {
+    // The official socket.io server (4.8) writes a recovered session's missed
+    // packets before its CONNECT answer; socket.io-client buffers them.
+    let url = fake(|mut ws| async move {
+        ws.send(open(25000, 20000)).await.unwrap();
+        let connect = recv_text(&mut ws).await.unwrap();
+        if connect.contains("\"pid\"") {
+            send(&mut ws, r#"42["message:new",{"id":3},"off-3"]"#).await;
+            send(
+                &mut ws,
+                r#"451-["blob",{"_placeholder":true,"num":0},"off-4"]"#,
+            )
+            .await;
+            ws.send(Message::binary(Bytes::from_static(b"\x01\x02")))
+                .await
+                .unwrap();
+        }
+        send(&mut ws, r#"40{"sid":"s","pid":"p1"}"#).await;
+        if !connect.contains("\"pid\"") {
+            send(&mut ws, r#"42["message:new",{"id":2},"off-2"]"#).await;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    })
+    .await;
+    let mut c = connect(&url, &opts(2000)).await.unwrap();
+    assert!(matches!(
+        next(&mut c.incoming, 5).await,
+        Incoming::Event { .. }
+    ));
+    let recovery = c.client.recovery().unwrap();
+    c.client.disconnect().await;
+
+    let again = ConnectOptions {
+        recovery: Some(recovery),
+        ..opts(2000)
+    };
+    let mut c = connect(&url, &again).await.unwrap();
+    assert!(c.info.recovered);
+    match next(&mut c.incoming, 5).await {
+        Incoming::Event { name, args, .. } => {
+            assert_eq!(
+                (name.as_str(), args),
+                ("message:new", vec![json!({"id": 3})])
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match next(&mut c.incoming, 5).await {
+        Incoming::Event {
+            name, attachments, ..
+        } => {
+            assert_eq!(name, "blob");
+            assert_eq!(attachments, vec![Bytes::from_static(b"\x01\x02")]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        c.client.recovery().unwrap().offset.as_deref(),
+        Some("off-4")
+    );
+}
+
+#[tokio::test]
+async fn the_offset_outlives_a_connection_that_brought_no_event() {
+    // socket.io-client keeps its last offset on the Socket across
+    // reconnections; a recovered connection that saw nothing new must still
+    // be able to recover again.
+    let url = fake(|mut ws| async move {
+        handshake(&mut ws, (25000, 20000), r#"40{"sid":"s","pid":"p1"}"#).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    })
+    .await;
+    let previous = Recovery {
+        pid: "p1".into(),
+        offset: Some("off-9".into()),
+    };
+    let c = connect(
+        &url,
+        &ConnectOptions {
+            recovery: Some(previous.clone()),
+            ..opts(2000)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(c.info.recovered);
+    assert_eq!(c.client.recovery(), Some(previous));
+}
+
+#[tokio::test]
 async fn binary_events_carry_their_attachments() {
     let url = fake(|mut ws| async move {
         handshake(&mut ws, (25000, 20000), r#"40{"sid":"s"}"#).await;
