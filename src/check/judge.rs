@@ -51,7 +51,6 @@ impl Checker {
 
     /// Loss and membership leaks, per (message, member slot).
     pub(super) fn judge_audiences(&mut self, ending: Ending) {
-        let end = self.last_t;
         let mut found = Vec::new();
         for m in 0..self.messages.msgs.len() {
             let msg = &self.messages.msgs[m];
@@ -100,7 +99,14 @@ impl Checker {
             let id = self.messages.id_of(m as u32).to_owned();
             let conversation = self.messages.conv_name(msg.conv).to_owned();
             let (sender, temp_id) = if msg.send != delivery::NONE {
-                (Some(format!("u{}", msg.sender)), None)
+                // The send's latest temp_id (a renamed resend's, if any).
+                let temp = self.users[msg.sender as usize]
+                    .temp
+                    .iter()
+                    .filter(|(_, v)| **v == msg.send)
+                    .map(|(k, _)| k.to_string())
+                    .max_by_key(|k| (k.len(), k.clone()));
+                (Some(format!("u{}", msg.sender)), temp)
             } else {
                 (None, None)
             };
@@ -114,7 +120,8 @@ impl Checker {
                     msg.hi as f64 / 1e6
                 ),
             };
-            let t = if kind == Guarantee::Loss { end } else { msg.hi };
+            // When it was accepted: the timeline shows losses where they began.
+            let t = msg.hi;
             self.violation(
                 Violation {
                     kind,
