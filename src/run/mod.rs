@@ -89,6 +89,14 @@ pub async fn run(
     let dir = opts.reports_dir.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
+    // Shards share one server: each starting its own would split the users
+    // over servers that know nothing of each other.
+    if opts.shard.is_some() && opts.target_url.is_none() && plan.target.url.is_none() {
+        return Err(ExitError::bad_input(
+            "--shard needs a target all shards share: pass --target URL or set [target] url",
+        )
+        .into());
+    }
     // The target first: nothing is spawned against a server that is not there.
     let mut managed = None;
     let base = match opts.target_url.clone().or_else(|| plan.target.url.clone()) {
