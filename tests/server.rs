@@ -323,7 +323,7 @@ fn bad_input_is_one_clear_line() {
     );
 
     let err = refused(&["report", "show", "x"]);
-    assert!(err.contains("not built yet"), "{err}");
+    assert!(err.contains("summary.json"), "{err}");
 }
 
 #[test]
