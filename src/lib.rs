@@ -8,7 +8,8 @@
 //! - [`sio`]: our own Engine.IO v4 / Socket.IO v5 client over WebSocket.
 //! - [`history`]: the append-only record of what every user saw and did.
 //! - [`run`]: a plan executed: target, ramp, chat, drain, stop.
-//! - [`report`]: what a run writes (summary.json).
+//! - [`check`]: the checker: the verdict and latencies, from the history alone.
+//! - [`report`]: what a run writes (summary, junit, CSV, .hgrm/.hlog, HTML); show, compare, merge.
 //! - [`scenario`]: scenario files, validated into a [`scenario::Plan`].
 //! - [`server`]: the embedded reference chat server and its bug switches.
 //! - [`user`]: one simulated user (reconnection schedule, recovery) and its counters.
