@@ -19,6 +19,7 @@
 pub mod compare;
 mod escape;
 pub mod hgrm;
+pub mod capacity;
 pub mod hlog;
 pub mod html;
 pub mod junit;
