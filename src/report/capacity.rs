@@ -54,7 +54,7 @@ fn ms(us: u64) -> f64 {
 pub fn render(out: &CapacityOutcome) -> String {
     let fmt = crate::report::summary::fmt_us;
     let mut s = format!(
-        "{} capacity: knee threshold {}, {:.0}s per stage\n\
+        "{}: knee threshold {}, {:.0} s of chat per stage\n\
          stage  users  offered/s  accepted/s  delivered/s  {:>12}  delivery p99  harness cpu  status\n",
         out.scenario,
         out.knee_threshold,

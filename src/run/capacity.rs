@@ -38,9 +38,10 @@ pub struct Stage {
     pub conversations: u32,
     /// Messages per second the users were asked to send (users ÷ send interval).
     pub offered_per_s: f64,
-    /// Messages the server accepted, per second of chat.
+    /// Messages the server accepted, per second of chat (sends during the
+    /// ramp count too, so it can read a little above the offered rate).
     pub accepted_per_s: f64,
-    /// Messages delivered to recipients, per second of chat.
+    /// Messages delivered to recipients, per second of chat (likewise).
     pub delivered_per_s: f64,
     /// The knee threshold's statistic in this stage (µs); None without samples.
     pub knee_actual_us: Option<f64>,
@@ -118,13 +119,23 @@ impl CapacityOutcome {
                 s.users, s.offered_per_s, s.accepted_per_s, s.delivered_per_s
             )
         };
+        // A stage whose harness said its latencies may be its own: the knee
+        // could be the harness's, so say so rather than blame the server.
+        let suspect = |s: &Stage| {
+            if s.harness_suspect {
+                "; the harness was saturated at that stage, so the knee may be the harness's: spread the users over more machines"
+            } else {
+                ""
+            }
+        };
         match (self.result, self.knee(), last) {
             (Knee::Found, Some(k), Some(b)) => format!(
-                "KNEE at {}: {} users broke {} ({})",
+                "KNEE at {}: {} users broke {} ({}{})",
                 held(k),
                 b.users,
                 self.knee_threshold,
-                actual(b)
+                actual(b),
+                suspect(b)
             ),
             (Knee::NotReached, Some(k), _) => format!(
                 "NO KNEE up to max: {} held {}",
@@ -132,10 +143,11 @@ impl CapacityOutcome {
                 self.knee_threshold
             ),
             (Knee::FirstStageBroke, _, Some(b)) => format!(
-                "FAIL: the first stage ({} users) already broke {} ({})",
+                "FAIL: the first stage ({} users) already broke {} ({}{})",
                 b.users,
                 self.knee_threshold,
-                actual(b)
+                actual(b),
+                suspect(b)
             ),
             (Knee::Violation, k, Some(b)) => format!(
                 "FAIL: stage {} ({} users) violated a guarantee: {}{}",

@@ -73,14 +73,20 @@ impl MemoryDrift {
         })
     }
 
-    /// One line for the end of a run.
+    /// One line for the end of a run. The hourly rate is left out of runs
+    /// under ten minutes: extrapolated from seconds, the warm-up of the
+    /// first minute (buffers, the checker's maps) would read as a leak.
     pub fn render(&self) -> String {
+        let rate = if self.samples >= 600 {
+            format!(", {:+.1} MiB/h", self.kib_per_hour / 1024.0)
+        } else {
+            String::new()
+        };
         format!(
-            "harness memory: RSS {} → {} over the chat phase ({:+.1} %, {:+.1} MiB/h; peak {})",
+            "harness memory: RSS {} → {} over the chat phase ({:+.1} %{rate}; peak {})",
             mib(self.first_kib),
             mib(self.last_kib),
             self.drift * 100.0,
-            self.kib_per_hour / 1024.0,
             mib(self.peak_kib),
         )
     }
@@ -123,7 +129,13 @@ mod tests {
         assert!((d.drift - 0.09).abs() < 1e-9, "{d:?}");
         // 9 MiB between window middles 91 s apart (14.5 s and 105.5 s): 356 MiB/h.
         assert!((d.kib_per_hour / 1024.0 - 356.0).abs() < 1.0, "{d:?}");
-        assert!(d.render().contains("+9.0 %"), "{}", d.render());
+        assert_eq!(
+            d.render(),
+            "harness memory: RSS 100.0 MiB → 109.0 MiB over the chat phase (+9.0 %; peak 110.0 MiB)"
+        );
+        let mut long = d.clone();
+        long.samples = 3600;
+        assert!(long.render().contains("+9.0 %, +356."), "{}", long.render());
     }
 
     #[test]

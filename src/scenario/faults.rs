@@ -191,7 +191,20 @@ pub fn timeline(
     // it is still removed would fail (the server has nothing to remove), so
     // a fault never picks a pair another removal holds at that time.
     let mut held: Vec<((String, u32), Duration, Duration)> = Vec::new();
-    for (i, f) in faults.iter().enumerate() {
+    // Network windows already placed, per cohort. A heal restores a
+    // cohort's whole link (every toxic removed, the proxy enabled), so two
+    // network faults on one cohort must not overlap: the first heal would
+    // cut the other short, and a blackhole cut short of the heartbeat loses
+    // messages no real network would. Faults without `every` are placed
+    // first and may not overlap each other (an error); an occurrence of a
+    // recurring fault that would overlap is skipped.
+    let mut busy: std::collections::HashMap<String, Vec<(Duration, Duration)>> =
+        Default::default();
+    let order = (0..faults.len())
+        .filter(|&i| faults[i].every.is_none())
+        .chain((0..faults.len()).filter(|&i| faults[i].every.is_some()));
+    for i in order {
+        let f = &faults[i];
         let kind = *f.kind.get_ref();
         let at_span = f.at.as_ref().map(|a| a.span()).unwrap_or(f.kind.span());
         let at = f.at.as_ref().map(|a| a.get_ref().0).unwrap_or_default();
@@ -275,7 +288,34 @@ pub fn timeline(
                 action,
             })
         };
+        let on_link = matches!(
+            kind,
+            FaultKind::Offline
+                | FaultKind::Flapping
+                | FaultKind::Latency
+                | FaultKind::Bandwidth
+                | FaultKind::Slicer
+        );
         for start in starts {
+            if on_link {
+                let windows = busy.entry(cohort_name.clone()).or_default();
+                let end = start + length;
+                // Touching counts: a heal and a start at the same instant
+                // could run in either order.
+                if let Some(&(a, b)) = windows.iter().find(|(a, b)| start <= *b && *a <= end) {
+                    if f.every.is_some() {
+                        continue;
+                    }
+                    return Err(cx.err(
+                        f.kind.span(),
+                        format!(
+                            "this fault ({start:?}..{end:?}) overlaps another network fault on cohort {cohort_name:?} ({a:?}..{b:?})"
+                        ),
+                        "a cohort has one network condition at a time (a heal restores its whole link): move one of them, or put them on different cohorts",
+                    ));
+                }
+                windows.push((start, end));
+            }
             match kind {
                 FaultKind::Offline
                 | FaultKind::Latency
@@ -607,5 +647,28 @@ mod tests {
         assert!(!overlap(&removed[0], &removed[1]) && !overlap(&removed[0], &removed[2]));
         assert!(!overlap(&removed[1], &removed[2]));
         assert!(!overlap(&removed[3], &removed[1]) && !overlap(&removed[3], &removed[2]));
+    }
+
+    #[test]
+    fn network_faults_on_one_cohort_never_overlap() {
+        let ping = "[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n";
+        // Two one-off faults on one cohort that overlap: refused.
+        let e = p(&format!("{ping}[[faults]]\nkind = \"offline\"\nmode = \"blackhole\"\nat = \"2s\"\nfor = \"5s\"\n\
+                             [[faults]]\nkind = \"offline\"\nmode = \"reset\"\nat = \"4s\"\nfor = \"1s\"\n"))
+        .unwrap_err();
+        assert!(e.message.contains("overlaps another network fault"), "{e}");
+        assert_eq!(e.line, 14, "points at the second: {e}");
+        // A recurring one gives way: its occurrences that would cut the
+        // blackhole short are skipped, and the rest never overlap it.
+        let plan = p(&format!("{ping}[[faults]]\nkind = \"offline\"\nmode = \"reset\"\nat = \"1s\"\nfor = \"1s\"\nevery = \"2s\"\n\
+                                [[faults]]\nkind = \"offline\"\nmode = \"blackhole\"\nat = \"6s\"\nfor = \"5s\"\n"))
+        .unwrap();
+        let resets: Vec<u64> = plan
+            .timeline
+            .iter()
+            .filter(|s| s.fault == 0 && matches!(s.action, Action::NetStart { .. }))
+            .map(|s| s.at.as_secs())
+            .collect();
+        assert_eq!(resets, [1, 3, 13, 15, 17], "5, 7, 9 and 11 s would overlap 6..11 s");
     }
 }
