@@ -91,7 +91,8 @@ fn text(v: &str) -> Value {
 /// Runs a scaled scenario; its report stays under the target directory
 /// (`scenario-tests/`), so a failure can be read afterwards (and a CI job
 /// can keep it as an artifact).
-async fn run(name: &str, text: &str) -> Summary {
+async fn run(name: &str, text: String) -> Summary {
+    let text = text.as_str();
     let plan = reconnoiter::scenario::parse(Path::new(&format!("{name}.toml")), text)
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let reports = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-tests");
@@ -162,6 +163,7 @@ fn every_scenario_file_is_valid() {
         [
             "capacity",
             "membership-removal",
+            "node",
             "offline-flapping",
             "server-restart",
             "smoke",
@@ -191,16 +193,17 @@ fn offline_flapping(bug: &[&str]) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_flapping_passes_on_the_correct_server() {
-    let s = run("offline-flapping", &offline_flapping(&[])).await;
-    assert_passes(&s);
-}
+// Each test runs its correct-server run and its bug runs side by side:
+// they mostly wait on their fault timelines, so this halves the suite's time.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_flapping_catches_a_sync_that_skips_a_message() {
-    let s = run("offline-flapping", &offline_flapping(&["sync-off-by-one"])).await;
-    assert_fails_with(&s, Guarantee::Loss);
+async fn offline_flapping_passes_and_catches_a_sync_that_skips_a_message() {
+    let (good, bad) = tokio::join!(
+        run("offline-flapping", offline_flapping(&[])),
+        run("offline-flapping", offline_flapping(&["sync-off-by-one"])),
+    );
+    assert_passes(&good);
+    assert_fails_with(&bad, Guarantee::Loss);
 }
 
 // token-expiry: 40 users, 24 s of chat, tokens of 2 s.
@@ -218,16 +221,14 @@ fn token_expiry(bug: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_expiry_passes_on_the_correct_server() {
-    let s = run("token-expiry", &token_expiry(&[])).await;
-    assert_passes(&s);
-    assert!(s.verdict.counts.token_refreshes > 0, "{}", s.render());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_expiry_catches_expired_tokens_accepted() {
-    let s = run("token-expiry", &token_expiry(&["accept-expired-tokens"])).await;
-    assert_fails_with(&s, Guarantee::Auth);
+async fn token_expiry_passes_and_catches_expired_tokens_accepted() {
+    let (good, bad) = tokio::join!(
+        run("token-expiry", token_expiry(&[])),
+        run("token-expiry", token_expiry(&["accept-expired-tokens"])),
+    );
+    assert_passes(&good);
+    assert!(good.verdict.counts.token_refreshes > 0, "{}", good.render());
+    assert_fails_with(&bad, Guarantee::Auth);
 }
 
 // server-restart: 40 users sending once a second (so sends are in flight
@@ -244,32 +245,24 @@ fn server_restart(edits: &[(&str, Value)]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_restart_passes_on_the_correct_server() {
-    let s = run("server-restart", &server_restart(&[])).await;
-    assert_passes(&s);
+async fn server_restart_passes_and_catches_a_lost_queue_and_resends_stored_twice() {
+    let (good, volatile, twice) = tokio::join!(
+        run("server-restart", server_restart(&[])),
+        run(
+            "server-restart",
+            server_restart(&[bugs(&["volatile-queue"])])
+        ),
+        run(
+            "server-restart",
+            server_restart(&[bugs(&["no-idempotency"])])
+        ),
+    );
+    assert_passes(&good);
     // The cohort away during the restarts got the messages queued for it
     // through the server's replay alone.
-    assert!(s.verdict.counts.recovered > 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_restart_catches_a_queue_lost_in_the_crash() {
-    let s = run(
-        "server-restart",
-        &server_restart(&[bugs(&["volatile-queue"])]),
-    )
-    .await;
-    assert_fails_with(&s, Guarantee::Loss);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_restart_catches_resends_stored_twice() {
-    let s = run(
-        "server-restart",
-        &server_restart(&[bugs(&["no-idempotency"])]),
-    )
-    .await;
-    assert_fails_with(&s, Guarantee::Duplicates);
+    assert!(good.verdict.counts.recovered > 0);
+    assert_fails_with(&volatile, Guarantee::Loss);
+    assert_fails_with(&twice, Guarantee::Duplicates);
 }
 
 /// The guide's own client resends under a new temp_id, so a send the
@@ -279,7 +272,7 @@ async fn server_restart_catches_resends_stored_twice() {
 async fn server_restart_with_the_guides_new_temp_ids_duplicates() {
     let s = run(
         "server-restart",
-        &server_restart(&[("users.resend", text("new-temp-id"))]),
+        server_restart(&[("users.resend", text("new-temp-id"))]),
     )
     .await;
     println!("{}", s.render());
@@ -311,17 +304,124 @@ fn membership_removal(bug: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn membership_removal_passes_on_the_correct_server() {
-    let s = run("membership-removal", &membership_removal(&[])).await;
-    assert_passes(&s);
+async fn membership_removal_passes_and_catches_removed_users_still_receiving() {
+    let (good, bad) = tokio::join!(
+        run("membership-removal", membership_removal(&[])),
+        run(
+            "membership-removal",
+            membership_removal(&["skip-membership-check"])
+        ),
+    );
+    assert_passes(&good);
+    assert_fails_with(&bad, Guarantee::Leaks);
+}
+
+// smoke: run as it is written, as CI's every-commit check would.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_passes_as_written_and_catches_dropped_broadcasts() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let written = std::fs::read_to_string(path).unwrap();
+    let mut doc: toml::Table = toml::from_str(&written).unwrap();
+    set(&mut doc, "target.bugs", bugs(&["drop-under-load"]).1);
+    let dropping = toml::to_string(&doc).unwrap();
+    let (good, bad) = tokio::join!(run("smoke", written), run("smoke", dropping));
+    assert_passes(&good);
+    // The fault steps were carried out: two outages (down, heal), a
+    // revocation, a removal, a crash (down, up).
+    assert!(good.verdict.counts.faults >= 5, "{:?}", good.verdict.counts);
+    assert_fails_with(&bad, Guarantee::Loss);
+}
+
+// capacity: two stages of 20 and 40 users, 3 s of chat each.
+
+async fn capacity(knee: &str, bug: &[&str]) -> reconnoiter::run::capacity::CapacityOutcome {
+    let text = scaled(
+        "capacity",
+        1.0,
+        &[
+            ("users.count", Value::Integer(20)),
+            ("run.drain", text("10s")),
+            ("capacity.step", Value::Integer(20)),
+            ("capacity.max", Value::Integer(40)),
+            ("capacity.hold", text("3s")),
+            ("capacity.knee", text(knee)),
+            ("users.send_rate", text("2/s")),
+            bugs(bug),
+        ],
+    );
+    let plan = reconnoiter::scenario::parse(Path::new("capacity.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let reports = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-tests");
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        reconnoiter::run::capacity::run_capacity(
+            plan,
+            common::run_options(&reports),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("two small stages finish in two minutes")
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn membership_removal_catches_removed_users_still_receiving() {
-    let s = run(
-        "membership-removal",
-        &membership_removal(&["skip-membership-check"]),
-    )
-    .await;
-    assert_fails_with(&s, Guarantee::Leaks);
+async fn capacity_steps_up_and_reports_every_stage() {
+    use reconnoiter::run::capacity::Knee;
+    let out = capacity("delivery.p99 < 30s", &[]).await;
+    assert_eq!(out.result, Knee::NotReached, "{out:?}");
+    assert_eq!(out.exit(), Exit::Pass);
+    let users: Vec<u32> = out.stages.iter().map(|s| s.users).collect();
+    assert_eq!(users, [20, 40]);
+    for s in &out.stages {
+        assert_eq!(s.exit_code, 0, "{s:?}");
+        assert!(
+            s.delivered_per_s > 0.0 && s.knee_actual_us.unwrap() > 0.0,
+            "{s:?}"
+        );
+        assert!(out.dir.join(&s.dir).join("summary.json").is_file());
+    }
+    let csv = std::fs::read_to_string(out.dir.join("capacity.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(out.dir.join("capacity.html").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_stops_at_a_broken_threshold_or_a_violation() {
+    use reconnoiter::run::capacity::Knee;
+    // No delivery takes under a microsecond: the first stage breaks it.
+    // Loss under load is a bug, not a capacity.
+    let (out, lossy) = tokio::join!(
+        capacity("delivery.p99 < 1us", &[]),
+        capacity("delivery.p99 < 30s", &["drop-under-load"])
+    );
+    assert_eq!(out.result, Knee::FirstStageBroke, "{out:?}");
+    assert_eq!(out.exit(), Exit::Threshold);
+    assert_eq!(out.stages.len(), 1);
+    let out = lossy;
+    assert_eq!(out.result, Knee::Violation, "{out:?}");
+    assert_eq!(out.exit(), Exit::Violation);
+}
+
+/// `--target` makes the server external: a restart fault then needs
+/// `restart_command`, and saying so comes before anything is spawned
+/// (before even asking whether the target is up).
+#[test]
+fn a_restart_against_target_without_restart_command_is_bad_input() {
+    let reports = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-tests");
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "scenarios/server-restart.toml", "-q", "--target"])
+        .arg("http://127.0.0.1:1")
+        .arg("--reports")
+        .arg(&reports)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server-restart.toml") && err.contains("restart_command"),
+        "{err}"
+    );
 }

@@ -16,10 +16,10 @@
 //! [`compare`], `report compare` for gating a release on a baseline; and
 //! [`merge`], `report merge` for shards.
 
+pub mod capacity;
 pub mod compare;
 mod escape;
 pub mod hgrm;
-pub mod capacity;
 pub mod hlog;
 pub mod html;
 pub mod junit;

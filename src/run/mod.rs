@@ -94,6 +94,24 @@ pub async fn run(
     let dir = opts.reports_dir.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
+    // The file's own check (plan.rs) sees only `[target] url`; `--target`
+    // makes the server external here, and a restart nobody can carry out
+    // would fail mid-run, after every user was spawned.
+    if opts.target_url.is_some()
+        && plan.target.restart_command.is_none()
+        && plan
+            .timeline
+            .iter()
+            .any(|s| matches!(s.action, crate::scenario::Action::ServerDown { .. }))
+    {
+        return Err(ExitError::bad_input(format!(
+            "{}: a server-restart fault against --target needs [target] restart_command \
+             (a shell command that restarts your server, e.g. \"systemctl restart chat\"), \
+             or delete the server-restart faults",
+            plan.source.display()
+        ))
+        .into());
+    }
     // Shards share one server: each starting its own would split the users
     // over servers that know nothing of each other.
     if opts.shard.is_some() && opts.target_url.is_none() && plan.target.url.is_none() {

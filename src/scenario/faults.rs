@@ -198,8 +198,7 @@ pub fn timeline(
     // messages no real network would. Faults without `every` are placed
     // first and may not overlap each other (an error); an occurrence of a
     // recurring fault that would overlap is skipped.
-    let mut busy: std::collections::HashMap<String, Vec<(Duration, Duration)>> =
-        Default::default();
+    let mut busy: std::collections::HashMap<String, Vec<(Duration, Duration)>> = Default::default();
     let order = (0..faults.len())
         .filter(|&i| faults[i].every.is_none())
         .chain((0..faults.len()).filter(|&i| faults[i].every.is_some()));
@@ -669,6 +668,10 @@ mod tests {
             .filter(|s| s.fault == 0 && matches!(s.action, Action::NetStart { .. }))
             .map(|s| s.at.as_secs())
             .collect();
-        assert_eq!(resets, [1, 3, 13, 15, 17], "5, 7, 9 and 11 s would overlap 6..11 s");
+        assert_eq!(
+            resets,
+            [1, 3, 13, 15, 17],
+            "5, 7, 9 and 11 s would overlap 6..11 s"
+        );
     }
 }
