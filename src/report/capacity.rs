@@ -55,7 +55,7 @@ pub fn render(out: &CapacityOutcome) -> String {
     let fmt = crate::report::summary::fmt_us;
     let mut s = format!(
         "{}: knee threshold {}, {:.0} s of chat per stage\n\
-         stage  users  offered/s  accepted/s  delivered/s  {:>12}  delivery p99  harness cpu  status\n",
+         stage  users  offered/s  accepted/s  delivered/s  {:>12}  delivery p50  harness cpu  status\n",
         out.scenario,
         out.knee_threshold,
         out.hold_seconds,
@@ -80,7 +80,7 @@ pub fn render(out: &CapacityOutcome) -> String {
             r.delivered_per_s,
             r.knee_actual_us
                 .map_or("-".into(), |a| fmt(a.max(0.0) as u64)),
-            fmt(r.delivery_p99_us),
+            fmt(r.delivery_p50_us),
             r.harness_cpu_max * 100.0,
             r.status,
             if r.harness_suspect {
