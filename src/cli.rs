@@ -300,11 +300,20 @@ fn run(args: RunArgs) -> Result<Exit> {
                 }
             }
         });
-        let outcome = crate::run::run(plan, opts, async move {
+        let shutdown = async move {
             let _ = rx.await;
-        })
-        .await?;
+        };
+        if plan.capacity.is_some() {
+            let outcome = crate::run::capacity::run_capacity(plan, opts, shutdown).await?;
+            println!("{}", crate::report::capacity::render(&outcome));
+            println!("report: {}", outcome.dir.join("capacity.html").display());
+            return Ok(outcome.exit());
+        }
+        let outcome = crate::run::run(plan, opts, shutdown).await?;
         println!("{}", outcome.summary.render());
+        if let Some(memory) = &outcome.memory {
+            println!("{}", memory.render());
+        }
         println!("report: {}", outcome.dir.display());
         Ok(outcome.exit)
     })

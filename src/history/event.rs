@@ -111,6 +111,11 @@ pub enum EventKind {
         lag_us: u64,
         cpu: f64,
     },
+    /// The harness's resident memory, once a second: a soak shows whether
+    /// the harness itself stays flat over hours (run::memory).
+    Memory {
+        rss_kib: u64,
+    },
     LoggedIn {
         expires_at_ms: i64,
     },

@@ -16,6 +16,7 @@
 //! [`compare`], `report compare` for gating a release on a baseline; and
 //! [`merge`], `report merge` for shards.
 
+pub mod capacity;
 pub mod compare;
 mod escape;
 pub mod hgrm;

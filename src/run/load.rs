@@ -1,7 +1,9 @@
 //! Watches the harness itself: how late a 100 ms timer fires (event-loop
 //! lag) and how much CPU the process uses, recorded once a second as a
 //! `load` event, so the checker can mark latencies as suspect when the
-//! harness, not the server, was the bottleneck.
+//! harness, not the server, was the bottleneck. Its resident memory goes
+//! beside it as a `memory` event (and into `samples`), so a soak can show
+//! whether the harness itself stays flat.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,7 @@ use crate::history::{EventKind, Recorder};
 const TICK: Duration = Duration::from_millis(100);
 
 /// Runs until aborted.
-pub async fn watch(recorder: Recorder) {
+pub async fn watch(recorder: Recorder, samples: super::memory::Samples) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mut cpu_before = process_cpu();
     let mut wall_before = Instant::now();
@@ -37,6 +39,10 @@ pub async fn watch(recorder: Recorder) {
                     cpu: (share * 1000.0).round() / 1000.0,
                 },
             );
+            if let Some(rss_kib) = rss_kib() {
+                recorder.record(u32::MAX, EventKind::Memory { rss_kib });
+                super::memory::push(&samples, recorder.now(), rss_kib);
+            }
             (cpu_before, wall_before, worst, ticks) = (cpu, now, Duration::ZERO, 0);
         }
     }
@@ -51,6 +57,15 @@ fn process_cpu() -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / clock_ticks())
+}
+
+/// The process's resident set in KiB, from /proc/self/statm (Linux).
+fn rss_kib() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * if page > 0 { page as u64 } else { 4096 } / 1024)
 }
 
 fn clock_ticks() -> f64 {
@@ -70,5 +85,11 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(super::process_cpu().unwrap() >= a);
+    }
+
+    #[test]
+    fn reads_its_own_resident_memory() {
+        let kib = super::rss_kib().expect("linux /proc");
+        assert!(kib > 100, "{kib} KiB");
     }
 }

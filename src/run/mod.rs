@@ -7,9 +7,11 @@
 //! channel and then waits for every user to finish, so an interrupted run
 //! still writes everything it recorded, marked interrupted.
 
+pub mod capacity;
 pub mod limits;
 pub mod live;
 pub mod load;
+pub mod memory;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -66,6 +68,9 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub summary: Summary,
     pub exit: Exit,
+    /// How the harness's own RSS moved over the chat phase (None for runs
+    /// too short to tell); samples are in memory.csv.
+    pub memory: Option<memory::MemoryDrift>,
 }
 
 /// Runs a plan to the end, or until `shutdown` resolves.
@@ -89,6 +94,24 @@ pub async fn run(
     let dir = opts.reports_dir.join(&run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
+    // The file's own check (plan.rs) sees only `[target] url`; `--target`
+    // makes the server external here, and a restart nobody can carry out
+    // would fail mid-run, after every user was spawned.
+    if opts.target_url.is_some()
+        && plan.target.restart_command.is_none()
+        && plan
+            .timeline
+            .iter()
+            .any(|s| matches!(s.action, crate::scenario::Action::ServerDown { .. }))
+    {
+        return Err(ExitError::bad_input(format!(
+            "{}: a server-restart fault against --target needs [target] restart_command \
+             (a shell command that restarts your server, e.g. \"systemctl restart chat\"), \
+             or delete the server-restart faults",
+            plan.source.display()
+        ))
+        .into());
+    }
     // Shards share one server: each starting its own would split the users
     // over servers that know nothing of each other.
     if opts.shard.is_some() && opts.target_url.is_none() && plan.target.url.is_none() {
@@ -168,10 +191,15 @@ pub async fn run(
         })
         .await;
     }
-    let (summary, latencies, dir) = outcome?;
+    let (summary, latencies, dir, memory) = outcome?;
     crate::report::write_all(&dir, &summary, &latencies)?;
     let exit = summary.exit();
-    Ok(RunOutcome { dir, summary, exit })
+    Ok(RunOutcome {
+        dir,
+        summary,
+        exit,
+        memory,
+    })
 }
 
 /// Everything between "target and proxies are up" and "users stopped".
@@ -186,7 +214,12 @@ async fn run_users(
     managed: Option<Arc<std::sync::Mutex<ManagedServer>>>,
     proxies: Option<Arc<Proxies>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(Summary, crate::check::Latencies, PathBuf)> {
+) -> anyhow::Result<(
+    Summary,
+    crate::check::Latencies,
+    PathBuf,
+    Option<memory::MemoryDrift>,
+)> {
     let plan = plan.clone();
     let run_id = run_id.to_owned();
     let dir = dir.to_owned();
@@ -239,7 +272,8 @@ async fn run_users(
             },
         );
     }
-    let load_watch = tokio::spawn(load::watch(recorder.clone()));
+    let rss = memory::Samples::default();
+    let load_watch = tokio::spawn(load::watch(recorder.clone(), rss.clone()));
     let (phase_tx, phase_rx) = watch::channel(Phase::Chat);
     // Until the checker judges membership windows from the history, owed
     // deliveries in conversations whose membership changes are not decided.
@@ -335,6 +369,7 @@ async fn run_users(
             api: api.with_base(&url),
             socket_url: url,
             tab: tabs.get(&cohort.name).map(|t| t.subscribe()),
+            sync: plan.sync_of(i),
         };
         users.spawn(User::new(i, conversations, ctx.clone(), route).run());
         tokio::time::sleep_until(ramp_start + gap * (i + 1)).await;
@@ -351,6 +386,7 @@ async fn run_users(
             name: "chat".into(),
         },
     );
+    let chat_t = recorder.now();
     let (nemesis_stop, nemesis_stopped) = watch::channel(false);
     let nemesis_task = {
         let (nemesis, steps) = (nemesis.clone(), plan.timeline.clone());
@@ -370,6 +406,7 @@ async fn run_users(
             name: "drain".into(),
         },
     );
+    let drain_t = recorder.now();
     let _ = phase_tx.send(Phase::Drain);
     let drained = drain(&stats, &ledger, &mut interrupted, plan.drain).await;
 
@@ -430,7 +467,12 @@ async fn run_users(
         exit_code: 0,
     };
     summary.decide();
-    Ok((summary, latencies, dir))
+    let rss = std::mem::take(&mut *rss.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Err(e) = memory::write_csv(&dir.join("memory.csv"), &rss) {
+        tracing::warn!("memory.csv: {e}");
+    }
+    let memory = memory::MemoryDrift::from_samples(&rss, (chat_t, drain_t));
+    Ok((summary, latencies, dir, memory))
 }
 
 /// Polls the target's health endpoint for a few seconds before any user is spawned.

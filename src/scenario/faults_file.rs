@@ -64,6 +64,10 @@ impl<'de> Deserialize<'de> for Share {
 pub struct CohortSection {
     pub name: Spanned<String>,
     pub users: Spanned<Share>,
+    /// How this cohort's clients fetch what they missed, when it differs
+    /// from `[users] sync`: a fleet of mixed clients (say, an app that
+    /// relies on the server's replay beside the web client that syncs).
+    pub sync: Option<super::file::SyncMode>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]

@@ -24,6 +24,25 @@ pub struct ScenarioFile {
     /// What gates the run: guarantees on or off, latency thresholds
     /// (see check::rules).
     pub checks: Option<Spanned<toml::Table>>,
+    /// Step the user count up, one full run per stage, until a threshold
+    /// breaks (run::capacity).
+    pub capacity: Option<Spanned<CapacitySection>>,
+}
+
+/// `[capacity]`: the first stage runs `[users] count` users; each next stage
+/// adds `step`, up to `max`, until the `knee` threshold breaks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySection {
+    /// Users added per stage.
+    pub step: Spanned<u32>,
+    /// The most users a stage may have.
+    pub max: Spanned<u32>,
+    /// Chat time per stage (instead of `[run] duration`).
+    pub hold: Option<Spanned<Dur>>,
+    /// The threshold whose first break marks the knee, in `--check` syntax:
+    /// "delivery.p99 < 250ms".
+    pub knee: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

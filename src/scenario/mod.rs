@@ -16,7 +16,7 @@ pub use error::ScenarioError;
 pub use faults::{Action, Cohort, NetEffect, OfflineMode, RestartMode, Step};
 pub use faults_file::{FaultKind, Share};
 pub use file::{ApiPaths, EventNames, Resend, SyncMode};
-pub use plan::{Plan, ReconnectPolicy, TargetPlan, UsersPlan};
+pub use plan::{CapacityPlan, Plan, ReconnectPolicy, TargetPlan, UsersPlan};
 
 /// Reads and resolves a scenario file.
 pub fn load(path: &Path) -> Result<Plan, ScenarioError> {

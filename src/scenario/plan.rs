@@ -31,9 +31,40 @@ pub struct Plan {
     pub cohorts: Vec<Cohort>,
     /// What the nemesis does and when (from the start of the chat phase).
     pub timeline: Vec<Step>,
+    /// Cohorts whose clients sync differently from `users.sync`.
+    pub cohort_sync: std::collections::BTreeMap<String, SyncMode>,
     /// What gates the verdict: `[checks]`, then `--check` on the command line.
     #[serde(skip)]
     pub checks: crate::check::Rules,
+    /// A capacity scenario: stages of growing user counts (run::capacity).
+    pub capacity: Option<CapacityPlan>,
+}
+
+/// `[capacity]`, resolved: stage k (from 0) runs `first + k·step` users
+/// (the last one capped at `max`), each a full run of `hold` chat time.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityPlan {
+    pub first: u32,
+    pub step: u32,
+    pub max: u32,
+    pub hold: Duration,
+    /// The knee threshold's name and value as `Rules::set` takes them:
+    /// ("delivery.p99", "< 250ms").
+    pub knee: (String, String),
+}
+
+impl CapacityPlan {
+    /// The user count of every stage, in order.
+    pub fn stages(&self) -> Vec<u32> {
+        let mut out = vec![self.first];
+        while let Some(&last) = out.last() {
+            if last >= self.max {
+                break;
+            }
+            out.push((last + self.step).min(self.max));
+        }
+        out
+    }
 }
 
 impl Plan {
@@ -50,6 +81,15 @@ impl Plan {
             .iter()
             .find(|c| c.contains(user))
             .unwrap_or(&self.cohorts[0])
+    }
+
+    /// How a user's client fetches what it missed: its cohort's choice, or
+    /// `[users] sync`.
+    pub fn sync_of(&self, user: u32) -> SyncMode {
+        self.cohort_sync
+            .get(&self.cohort_of(user).name)
+            .copied()
+            .unwrap_or(self.users.sync)
     }
 
     /// Who is in which conversation, as the embedded server seeds it.
@@ -278,6 +318,7 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
     };
     let cohorts = super::faults::cohorts(&cx, &file.cohorts)?;
     let timeline = super::faults::timeline(&cx, &cohorts, &file.faults)?;
+    check_blackholes(path, text, &target, &file.faults)?;
     let restart = file
         .faults
         .iter()
@@ -313,7 +354,28 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
         }
     }
 
+    let capacity = match &file.capacity {
+        Some(c) => Some(resolve_capacity(
+            path,
+            text,
+            c,
+            count,
+            duration,
+            &checks,
+            !file.faults.is_empty() || !file.cohorts.is_empty(),
+        )?),
+        None => None,
+    };
+
+    let cohort_sync = file
+        .cohorts
+        .iter()
+        .filter_map(|c| Some((c.name.get_ref().clone(), c.sync?)))
+        .collect();
+
     Ok(Plan {
+        capacity,
+        cohort_sync,
         checks,
         cohorts,
         timeline,
@@ -353,6 +415,143 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
         },
         reconnection,
     })
+}
+
+/// Checks `[capacity]`: stages that grow, a knee the checker can measure,
+/// and no faults or cohorts (a knee under faults mixes two questions:
+/// capacity is asked of the server alone, and cohorts only serve faults).
+fn resolve_capacity(
+    path: &Path,
+    text: &str,
+    c: &Spanned<super::file::CapacitySection>,
+    first: u32,
+    duration: Duration,
+    checks: &crate::check::Rules,
+    has_faults_or_cohorts: bool,
+) -> Result<CapacityPlan, ScenarioError> {
+    let err = |span: Range<usize>, msg: String, fix: &str| {
+        ScenarioError::at(path, text, Some(span), msg).with_fix(fix)
+    };
+    if has_faults_or_cohorts {
+        return Err(err(
+            c.span(),
+            "a [capacity] scenario cannot have [[faults]] or [[cohorts]]".into(),
+            "measure capacity without faults; put faults in their own scenario",
+        ));
+    }
+    let s = c.get_ref();
+    let (step, max) = (*s.step.get_ref(), *s.max.get_ref());
+    if step == 0 {
+        return Err(err(
+            s.step.span(),
+            "capacity.step must be at least 1".into(),
+            "set step to the users added per stage, e.g. step = 200",
+        ));
+    }
+    if max < first {
+        return Err(err(
+            s.max.span(),
+            format!("capacity.max ({max}) is less than the first stage's [users] count ({first})"),
+            "raise max, or lower [users] count (the first stage)",
+        ));
+    }
+    let knee_text = s.knee.get_ref().trim();
+    let at = knee_text.find(['<', '=']).unwrap_or(knee_text.len());
+    let (key, value) = knee_text.split_at(at);
+    let value = value.strip_prefix('=').unwrap_or(value).trim();
+    let key = key.trim();
+    // Parsed now, with the checker's own rules, so a typo is an error here
+    // and not a run later.
+    let mut probe = checks.clone();
+    let parsed = probe.set(key, value);
+    if key.is_empty() || value.is_empty() || parsed.is_err() || !key.contains('.') {
+        return Err(err(
+            s.knee.span(),
+            format!(
+                "capacity.knee {knee_text:?} is not a latency threshold{}",
+                parsed.err().map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+            "write METRIC.STAT < LIMIT, e.g. knee = \"delivery.p99 < 250ms\"",
+        ));
+    }
+    let hold = s.hold.as_ref().map(|h| h.get_ref().0).unwrap_or(duration);
+    if hold.is_zero() {
+        let span = s.hold.as_ref().map_or(c.span(), |h| h.span());
+        return Err(err(
+            span,
+            "capacity.hold must be more than zero".into(),
+            "write e.g. hold = \"30s\"",
+        ));
+    }
+    Ok(CapacityPlan {
+        first,
+        step,
+        max,
+        hold,
+        knee: (key.to_owned(), value.to_owned()),
+    })
+}
+
+/// What a blackhole must outlast: the embedded server's heartbeat
+/// (interval + timeout, after which both sides give up on a silent
+/// connection), plus room for timers firing late.
+const BLACKHOLE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Refuses a blackhole the connection could survive. The proxy's `timeout`
+/// toxic (like Toxiproxy's) drops what it swallows; if it heals before the
+/// heartbeat gives up, the connection carries on with messages missing from
+/// the middle of its stream, which TCP never does on a real network, and the
+/// user's sync (from the last message it saw) cannot notice the hole: a
+/// correct server would be blamed for loss. Checked for the embedded server,
+/// whose heartbeat is known; against your own, keep blackholes longer than
+/// your pingInterval + pingTimeout.
+fn check_blackholes(
+    path: &Path,
+    text: &str,
+    target: &TargetPlan,
+    faults: &[super::faults_file::FaultSection],
+) -> Result<(), ScenarioError> {
+    use super::faults_file::FaultKind;
+    if target.url.is_some() {
+        return Ok(());
+    }
+    let interval = target.ping_interval.unwrap_or(Duration::from_secs(25));
+    let timeout = target.ping_timeout.unwrap_or(Duration::from_secs(20));
+    let need = interval + timeout + BLACKHOLE_MARGIN;
+    for f in faults {
+        let short = match f.kind.get_ref() {
+            FaultKind::Offline if f.mode.as_ref().is_some_and(|m| m.get_ref() == "blackhole") => f
+                .duration
+                .as_ref()
+                .filter(|d| d.get_ref().0 < need)
+                .map(|d| (d.span(), d.get_ref().0, "for")),
+            FaultKind::Flapping
+                if f.modes
+                    .as_ref()
+                    .is_some_and(|m| m.get_ref().iter().any(|m| m == "blackhole")) =>
+            {
+                f.down
+                    .as_ref()
+                    .filter(|d| d.get_ref().low < need)
+                    .map(|d| (d.span(), d.get_ref().low, "down"))
+            }
+            _ => None,
+        };
+        if let Some((span, length, key)) = short {
+            return Err(ScenarioError::at(
+                path,
+                text,
+                Some(span),
+                format!(
+                    "a blackhole of {length:?} can heal before the heartbeat ({interval:?} + {timeout:?}) gives up on the connection: it would carry on with messages dropped from the middle of its stream, which no TCP network does, and read as loss"
+                ),
+            )
+            .with_fix(format!(
+                "make `{key}` at least {need:?}, or shorten [target] ping_interval/ping_timeout"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_reconnection(
@@ -583,11 +782,52 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.line, 3, "{e}");
+        let e = p("[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"offline\"\ncohort = \"rest\"\nmode = \"blackhole\"\nat = \"1s\"\nfor = \"2s\"\n").unwrap_err();
+        assert_eq!(e.line, 11, "{e}");
+        assert!(e.fix.as_deref().unwrap().contains("2.5s"), "{e}");
+        let e = p("[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"flapping\"\ncohort = \"rest\"\nmodes = [\"reset\", \"blackhole\"]\ndown = \"1s..4s\"\nup = \"1s\"\nfor = \"10s\"\n").unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        p("[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"flapping\"\ncohort = \"rest\"\nmodes = [\"reset\", \"refuse\"]\ndown = \"1s..4s\"\nup = \"1s\"\nfor = \"10s\"\n").unwrap();
 
         let e = p("[target]\nbugs = [\"nope\"]\n[users]\ncount = 1\n").unwrap_err();
         assert!(
             e.message.contains("volatile-queue"),
             "lists the known bugs: {e}"
         );
+    }
+
+    #[test]
+    fn capacity_stages_and_its_mistakes() {
+        let cap = "[users]\ncount = 100\nsend_rate = \"1/4s\"\n[capacity]\nstep = 150\nmax = 500\nhold = \"10s\"\nknee = \"delivery.p99 < 250ms\"\n";
+        let plan = p(cap).unwrap();
+        let c = plan.capacity.as_ref().unwrap();
+        assert_eq!(
+            c.stages(),
+            [100, 250, 400, 500],
+            "the last stage is capped at max"
+        );
+        assert_eq!(c.knee, ("delivery.p99".into(), "< 250ms".into()));
+        assert_eq!(c.hold, Duration::from_secs(10));
+
+        let e = p(&cap.replace("delivery.p99 < 250ms", "delivery.p98 < 250ms")).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.message.contains("not a latency threshold"), "{e}");
+        let e = p(&cap.replace("max = 500", "max = 50")).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        let e = p(&cap.replace("step = 150", "step = 0")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = p(&format!(
+            "{cap}[[faults]]\nkind = \"token-expiry\"\nusers = 1\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("cannot have [[faults]]"), "{e}");
+    }
+
+    #[test]
+    fn a_cohort_may_sync_its_own_way() {
+        let plan = p("[users]\ncount = 10\nsync = \"rest\"\n[[cohorts]]\nname = \"app\"\nusers = 4\nsync = \"none\"\n").unwrap();
+        assert_eq!(plan.sync_of(0), SyncMode::None);
+        assert_eq!(plan.sync_of(3), SyncMode::None);
+        assert_eq!(plan.sync_of(4), SyncMode::Rest);
     }
 }

@@ -135,6 +135,10 @@ async fn join_room(s: SocketRef, Data(v): Data<Value>, ack: AckSender, State(app
         let _ = ack.send(&json!({ "error": "conversationId is required" }));
         return;
     };
+    if !marked_connected(&s).await {
+        let _ = ack.send(&json!({ "error": "not connected" }));
+        return;
+    }
     let _guard = app.lock_conversation(&conversation).await;
     let member = app.bug(Bug::SkipMembershipCheck)
         || matches!(app.store().membership(&conversation, &user), Ok(Some(_)));
@@ -148,9 +152,39 @@ async fn join_room(s: SocketRef, Data(v): Data<Value>, ack: AckSender, State(app
         Vec::new()
     });
     let _ = ack.send(&json!({ "success": true, "conversationId": conversation }));
+    tracing::debug!(%user, %conversation, queued = queued.len(), "joined; replaying the offline queue");
+    let mut unsent = Vec::new();
     for m in queued {
-        let _ = s.emit("message:new", &m);
+        if let Err(e) = s.emit("message:new", &m) {
+            tracing::warn!(%user, %conversation, id = %m.id, "replay not written, requeued: {e}");
+            unsent.extend(super::store::rowid_of(&m.id));
+        }
     }
+    if !unsent.is_empty()
+        && let Err(e) = app
+            .store()
+            .requeue(&user, &conversation, &unsent, AppState::now_ms())
+    {
+        tracing::error!("requeue for {user} in {conversation}: {e}");
+    }
+}
+
+/// socketioxide 0.18 writes the CONNECT answer *before* it marks the socket
+/// connected, and `emit` on an unmarked socket fails (`Closed`). On a busy
+/// machine the client's first event (its `join-room`, sent on CONNECT) can
+/// be handled in between: the offline queue replayed then was taken and
+/// lost, and broadcasts to the room skipped the socket. The harness found
+/// this as loss in server-restart (one returning user missing its whole
+/// queue, about one run in ten under load). Waits for the mark, which is a
+/// few instructions away; false if it never comes (the socket closed).
+async fn marked_connected(s: &SocketRef) -> bool {
+    for _ in 0..2000 {
+        if s.connected() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    s.connected()
 }
 
 async fn leave_room(s: SocketRef, Data(v): Data<Value>, ack: AckSender) {
@@ -217,6 +251,7 @@ async fn send_message(
         .into_iter()
         .filter(|p| !in_room.contains(p.as_str()))
         .collect();
+    tracing::debug!(%conversation, %user, temp_id, queued_for = ?offline, "storing");
     let message = match app.store_message(&conversation, &user, temp_id, content, offline) {
         Ok(m) => m,
         Err(e) => {

@@ -431,6 +431,29 @@ impl Store {
         Ok(messages)
     }
 
+    /// Puts messages back in `user`'s queue for `conversation`: a replay
+    /// that could not be written to the socket must not be lost with it.
+    pub fn requeue(
+        &mut self,
+        user: &str,
+        conversation: &str,
+        rowids: &[i64],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut q = tx.prepare_cached(
+                "INSERT OR IGNORE INTO offline_queue(user_id, conversation_id, message_rowid, enqueued_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for rowid in rowids {
+                q.execute(params![user, conversation, rowid, now_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// How many queue entries wait in all; `/health` reports it.
     pub fn queued(&self) -> Result<i64, StoreError> {
         Ok(self
@@ -494,6 +517,10 @@ mod tests {
         let got = s.take_queue("u2", "c", 150).unwrap();
         assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), [2]);
         assert!(s.take_queue("u2", "c", 0).unwrap().is_empty());
+        // What could not be written to the socket goes back, once.
+        let rowid = rowid_of(&got[0].id).unwrap();
+        s.requeue("u2", "c", &[rowid, rowid], 200).unwrap();
+        assert_eq!(s.take_queue("u2", "c", 0).unwrap().len(), 1);
     }
 
     #[test]

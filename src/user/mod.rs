@@ -14,6 +14,7 @@ pub mod stats;
 
 mod session;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use seen::Seen;
 use stats::Stats;
 
 use crate::history::EventKind;
+use crate::scenario::SyncMode;
 use crate::sio::{self, CloseReason, ConnectError, ConnectOptions, Recovery};
 use crate::target::{Api, Session};
 
@@ -51,6 +53,9 @@ pub struct Route {
     pub api: Api,
     /// True while the user's cohort has its tab closed (client-disconnect fault).
     pub tab: Option<watch::Receiver<bool>>,
+    /// How this user's client fetches what it missed (its cohort may differ
+    /// from `[users] sync`).
+    pub sync: SyncMode,
 }
 
 pub struct User {
@@ -60,6 +65,7 @@ pub struct User {
     socket_url: String,
     api: Api,
     tab: Option<watch::Receiver<bool>>,
+    sync: SyncMode,
     /// Seeded per user, so the same seed gives the same jitter and think times.
     rng: StdRng,
     session: Option<Session>,
@@ -101,6 +107,7 @@ impl User {
             socket_url: route.socket_url,
             api: route.api,
             tab: route.tab,
+            sync: route.sync,
             phase: ctx.phase.clone(),
             backoff: Backoff::new(ctx.reconnection),
             conversations: conversations
@@ -135,17 +142,39 @@ impl User {
         *self.phase.borrow() == Phase::Stop
     }
 
-    /// Sleeps `d`, or less if the run stops; false when it stopped.
+    /// Sleeps `d`, or less if the run stops; false when it stopped. The
+    /// user keeps typing meanwhile (see [`User::queueing`]).
     async fn sleep(&mut self, d: Duration) -> bool {
-        let deadline = tokio::time::sleep(d);
-        tokio::pin!(deadline);
+        let phase = self.phase.clone();
+        self.queueing(sleep_unless_stopped(d, phase)).await
+    }
+
+    /// When the next message is due, if the user is still sending.
+    fn send_due(&self) -> Option<tokio::time::Instant> {
+        self.next_send
+            .filter(|_| *self.phase.borrow() == Phase::Chat)
+    }
+
+    /// Waits for `fut` while the send schedule keeps going: DESIGN's "while
+    /// offline it queues what it sends". What falls due is created into the
+    /// outbox (recorded as `sent`, at its scheduled time) and goes on the
+    /// wire when the next session flushes the outbox after its recovery.
+    /// Without this an outage would silently thin out the sends, and the
+    /// server would never be tested on a burst of queued messages arriving
+    /// together with the rejoin. `fut` must not borrow the user.
+    async fn queueing<T>(&mut self, fut: impl Future<Output = T>) -> T {
+        tokio::pin!(fut);
         loop {
+            let due = self.send_due();
             tokio::select! {
-                _ = &mut deadline => return true,
-                changed = self.phase.changed() => {
-                    if changed.is_err() || *self.phase.borrow() == Phase::Stop {
-                        return false;
+                biased;
+                out = &mut fut => return out,
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    // The drain may have begun while this send was armed.
+                    if *self.phase.borrow() == Phase::Chat {
+                        self.create_message();
                     }
+                    self.schedule_next_send();
                 }
             }
         }
@@ -263,7 +292,13 @@ impl User {
             }
             attempt += 1;
             self.record(EventKind::Connecting { attempt, scheduled });
-            match sio::connect(&self.socket_url, &self.connect_options()).await {
+            let (url, options) = (self.socket_url.clone(), self.connect_options());
+            // An attempt can hang for the whole `timeout` (a blackhole): the
+            // user keeps typing meanwhile.
+            let attempted = self
+                .queueing(async move { sio::connect(&url, &options).await })
+                .await;
+            match attempted {
                 Ok(conn) => {
                     refused = false;
                     let t = conn.info.timings;
@@ -356,11 +391,14 @@ impl User {
         }
     }
 
-    /// `reconnect_failed`: no more attempts; wait for the run to end.
+    /// `reconnect_failed`: no more attempts; wait for the run to end. The
+    /// guide's client now shows "disconnected" for good, so the user stops
+    /// typing: nothing more is queued (it would only be stranded by the
+    /// client's choice, not the server's fault).
     async fn stay_offline(&mut self, attempts: u32) {
         Stats::add(&self.stats().reconnect_failed, 1);
         self.record(EventKind::ReconnectFailed { attempts });
-        while self.sleep(Duration::from_secs(3600)).await {}
+        sleep_unless_stopped(Duration::MAX, self.phase.clone()).await;
     }
 
     fn content(&self, temp_id: &str) -> String {
@@ -436,5 +474,21 @@ impl User {
             },
         );
         Some(n)
+    }
+}
+
+/// Sleeps `d` (Duration::MAX: forever), or less if the run stops; false
+/// when it stopped. Owns its phase receiver, so it can be raced against
+/// the user's send schedule without borrowing the user.
+async fn sleep_unless_stopped(d: Duration, mut phase: watch::Receiver<Phase>) -> bool {
+    let deadline = async {
+        match tokio::time::Instant::now().checked_add(d) {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = deadline => true,
+        _ = phase.wait_for(|p| *p == Phase::Stop) => false,
     }
 }

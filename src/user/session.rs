@@ -111,7 +111,7 @@ impl User {
         }
         let rejoined = self.join_all(client).await;
         let mut synced = 0;
-        if !first && self.ctx.users.sync == SyncMode::Rest {
+        if !first && self.sync == SyncMode::Rest {
             // The guide's manager refreshes an expired token after a reconnect.
             self.ensure_fresh_token(false).await;
             synced = self.sync_all().await;
