@@ -38,10 +38,10 @@ last() { # PATTERN: the matching line of stdin, printed last
 }
 
 case "$name" in
-  users) users_run 18000 2500 20 | last 'connected users one process held' ;;
-  rss) users_run 18000 2500 20 | last 'rss per connected user' ;;
-  ramp) users_run 18000 2500 20 | last 'connect ramp' ;;
-  cpu-message) users_run 18000 2500 20 | last 'cpu per delivered message' ;;
+  users) users_run 18000 2500 60 | last 'connected users one process held' ;;
+  rss) users_run 18000 2500 60 | last 'rss per connected user' ;;
+  ramp) users_run 18000 2500 60 | last 'connect ramp' ;;
+  cpu-message) users_run 18000 2500 60 | last 'cpu per delivered message' ;;
   cpu-reconnect) users_run 5000 2500 30 restart | last 'cpu per user-reconnect' ;;
   checker) cargo bench --quiet --bench checker 2>&1 | tee /dev/stderr | last 'check_file throughput' ;;
   checker-memory) cargo bench --quiet --bench checker 2>&1 | tee /dev/stderr | last 'checker heap per accepted message' ;;
