@@ -5,9 +5,14 @@
 //! per member) and measures, on one core:
 //! - delivery events checked per second by `Checker::observe` (the live
 //!   path, and `report merge`'s after parsing), median of 5 runs;
-//! - the same from JSON lines (parse + check), as `check_file` does;
-//! - the heap the checker holds per accepted message, and that deliveries do
-//!   not add to it (10 vs 50 members per conversation, same message count).
+//! - the same from JSON lines (parse + check), as `check_file` and `report
+//!   merge` do, with `history::parse` and, for comparison, with serde's
+//!   derived deserializer that they used before;
+//! - the heap the checker holds per accepted message, that deliveries do
+//!   not add to it (10 vs 50 members per conversation, same message count),
+//!   and its growth over a long run (2 M messages, 22 M events).
+//!
+//! The last line is the check_file throughput.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
@@ -53,12 +58,13 @@ fn header(users: u32) -> Header {
     }
 }
 
-/// A history: `users` users in conversations of `members`, `messages` messages.
-fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
+/// A history: `users` users in conversations of `members`, `messages`
+/// messages, handed to `f` one event at a time (a long run does not fit in
+/// memory as a `Vec<Event>`).
+fn each_event(users: u32, members: u32, messages: u32, mut f: impl FnMut(Event)) {
     let convs = users / members;
-    let mut h = Vec::new();
     for c in 0..convs {
-        h.push(Event {
+        f(Event {
             t: 0,
             u: u32::MAX,
             kind: EventKind::Members {
@@ -73,7 +79,7 @@ fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
         let t = 1_000 + m as u64 * 100;
         let temp = format!("u{sender}-{m}");
         let conversation = format!("c{c}");
-        h.push(Event {
+        f(Event {
             t,
             u: sender,
             kind: EventKind::Sent {
@@ -83,7 +89,7 @@ fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
             },
         });
         for r in c * members..(c + 1) * members {
-            h.push(Event {
+            f(Event {
                 t: t + 50,
                 u: r,
                 kind: EventKind::Delivered {
@@ -97,7 +103,7 @@ fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
                 },
             });
         }
-        h.push(Event {
+        f(Event {
             t: t + 60,
             u: sender,
             kind: EventKind::Acked {
@@ -108,6 +114,11 @@ fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
             },
         });
     }
+}
+
+fn history(users: u32, members: u32, messages: u32) -> Vec<Event> {
+    let mut h = Vec::new();
+    each_event(users, members, messages, |e| h.push(e));
     h
 }
 
@@ -146,40 +157,53 @@ fn main() {
         .iter()
         .map(|e| serde_json::to_string(e).unwrap())
         .collect();
-    let mut parse_rates = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let mut c = Checker::new(&header(users), Rules::default());
-        for l in &lines {
-            let e: Event = serde_json::from_str(l).unwrap();
-            c.observe(&e);
+    // The check_file / report merge path: history::parse (flat), and
+    // serde's derived deserializer (what it used before), same lines.
+    let parse_rate = |parse: &dyn Fn(&str) -> Event| {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let mut c = Checker::new(&header(users), Rules::default());
+            for l in &lines {
+                c.observe(&parse(l));
+            }
+            let _ = c.finish(Ending::default());
+            v.push(n as f64 / start.elapsed().as_secs_f64());
         }
-        let _ = c.finish(Ending::default());
-        parse_rates.push(n as f64 / start.elapsed().as_secs_f64());
-    }
+        median(v)
+    };
+    let flat_rate = parse_rate(&|l| reconnoiter::history::parse::event(l).unwrap());
+    let serde_rate = parse_rate(&|l| serde_json::from_str(l).unwrap());
     drop(lines);
 
-    // Heap held by the checker after reading everything, per message.
+    let events = h.len();
+    drop(h);
+
+    // Heap held by the checker after reading everything, per message; the
+    // events are made on the fly, so only the checker's heap is counted.
     let mem = |members: u32, messages: u32| {
-        let h = history(10_000, members, messages);
         let before = LIVE.load(Relaxed);
         let mut c = Checker::new(&header(10_000), Rules::default());
-        for e in &h {
-            c.observe(e);
-        }
-        let held = LIVE.load(Relaxed) - before;
+        let mut held = 0;
+        each_event(10_000, members, messages, |e| {
+            c.observe(&e);
+            drop(e);
+            held = LIVE.load(Relaxed) - before;
+        });
         drop(c);
         held as f64
     };
     let m10_small = mem(10, 50_000);
     let m10 = mem(10, 250_000);
     let m50 = mem(50, 250_000);
+    let m10_long = mem(10, 2_000_000);
     let per_message = (m10 - m10_small) / 200_000.0;
+    let per_message_long = (m10_long - m10) / 1_750_000.0;
 
     println!();
     println!(
         "history: {users} users, conversations of {members}, {messages} messages, {n} deliveries, {} events",
-        h.len()
+        events
     );
     println!(
         "observe (live path): {:.2} M delivery events/s, {:.2} M events/s (median of 5, one core)",
@@ -187,15 +211,21 @@ fn main() {
         median(all) / 1e6
     );
     println!(
-        "parse + observe (check_file path): {:.2} M delivery events/s (median of 3)",
-        median(parse_rates) / 1e6
+        "parse + observe (check_file path): {:.2} M delivery events/s with history::parse; {:.2} M/s with serde's derived Event (the old path) (median of 3)",
+        flat_rate / 1e6,
+        serde_rate / 1e6
     );
     println!(
-        "checker heap: {:.1} MiB after 250k messages x 10 members, {:.1} MiB x 50 members (5x the deliveries)",
+        "checker heap: {:.1} MiB after 250k messages x 10 members, {:.1} MiB x 50 members (5x the deliveries), {:.1} MiB after 2M messages x 10",
         m10 / 1048576.0,
-        m50 / 1048576.0
+        m50 / 1048576.0,
+        m10_long / 1048576.0
     );
     println!(
-        "checker heap per accepted message: {per_message:.0} bytes (grows with messages, not deliveries)"
+        "checker heap per accepted message: {per_message:.0} bytes from 50k to 250k messages, {per_message_long:.0} bytes from 250k to 2M (grows with messages, not deliveries)"
+    );
+    println!(
+        "check_file throughput: {:.2} M delivery events/s parsed and checked",
+        flat_rate / 1e6
     );
 }

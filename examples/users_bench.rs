@@ -1,13 +1,20 @@
 //! Benchmark: how many users one harness process holds, what each costs.
 //!
-//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS]`
-//! (defaults 5000 2500 30). It runs a real scenario against the embedded
+//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS] [restart]`
+//! (defaults 5000 2500 30; `bench/*.sh` hold the exact commands of README's
+//! figures). It runs a real scenario against the embedded
 //! server (a separate process, so its CPU and memory are not counted here)
 //! and samples this process's RSS and CPU time every 100 ms. It prints:
 //! - the connect ramp: users/s from the first to the last connect, and errors;
 //! - RSS per connected user: (RSS with everyone connected − RSS before) / users;
 //! - harness CPU per delivered message at steady chat load (the window from
-//!   5 s after everyone connected to the end of the chat phase).
+//!   5 s after everyone connected to the end of the chat phase, or to the
+//!   restart);
+//! - with `restart`: the embedded server is SIGKILLed halfway through the
+//!   chat phase and restarted 1 s later, so every user reconnects (backoff,
+//!   connect, rejoin, REST sync, resend); harness CPU per user-reconnect is
+//!   the CPU from the kill until everyone is back, less what the chat load
+//!   alone costs over that time, divided by the reconnects.
 //!
 //! Not a test: the machine is shared and noisy, so the figures are reported,
 //! never asserted.
@@ -47,6 +54,7 @@ struct Sample {
     cpu: Duration,
     connected: i64,
     delivered: u64,
+    reconnects: u64,
 }
 
 #[tokio::main]
@@ -55,11 +63,18 @@ async fn main() {
     let users: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
     let ramp: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2500);
     let chat: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30);
-    let scenario = format!(
+    let restart = args.get(4).is_some_and(|a| a == "restart");
+    let fault_at = chat / 2;
+    let mut scenario = format!(
         "[run]\nduration = \"{chat}s\"\nramp = \"{ramp}/s\"\ndrain = \"20s\"\n\
          [users]\ncount = {users}\nconversations = {}\nmembers = 10\nsend_rate = \"1/10s\"\nmessage_size = 64\n",
         users / 10
     );
+    if restart {
+        scenario += &format!(
+            "[[faults]]\nkind = \"server-restart\"\nmode = \"crash\"\nat = \"{fault_at}s\"\ndown = \"1s\"\n"
+        );
+    }
     let plan =
         reconnoiter::scenario::parse(std::path::Path::new("users_bench.toml"), &scenario).unwrap();
     let reports = tempfile::tempdir().unwrap();
@@ -101,6 +116,7 @@ async fn main() {
                     cpu: cpu(),
                     connected: stats.connected.load(Relaxed),
                     delivered: stats.delivered.load(Relaxed),
+                    reconnects: stats.reconnects.load(Relaxed),
                 });
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -112,18 +128,36 @@ async fn main() {
     let s = outcome.summary.live;
 
     let first = samples.iter().find(|x| x.connected > 0).unwrap();
-    let full = samples
-        .iter()
-        .find(|x| x.connected >= users as i64)
-        .expect("every user connected");
+    // Everyone connected, or (when some never did) the most that were.
+    let held = samples.iter().map(|x| x.connected).max().unwrap_or(0);
+    if held < users as i64 {
+        eprintln!(
+            "only {held} of {users} users were connected at once ({} connect failures, exit {:?})",
+            s.connect_failures, outcome.exit
+        );
+    }
+    let full = samples.iter().find(|x| x.connected >= held).unwrap();
     let ramp_secs = (full.at - first.at).as_secs_f64().max(0.1);
     let steady_from = full.at + Duration::from_secs(5);
-    let chat_end = full
+    let chat_start = full
         .at
-        .max(Duration::from_secs_f64(users as f64 / ramp as f64))
-        + Duration::from_secs(chat as u64);
-    let a = samples.iter().find(|x| x.at >= steady_from).unwrap();
-    let b = samples.iter().rev().find(|x| x.at <= chat_end).unwrap();
+        .max(Duration::from_secs_f64(users as f64 / ramp as f64));
+    let chat_end = chat_start + Duration::from_secs(chat as u64);
+    // With a restart, the steady window ends half a second before the kill.
+    let steady_end = if restart {
+        chat_start + Duration::from_secs(fault_at as u64) - Duration::from_millis(500)
+    } else {
+        chat_end
+    };
+    let last = samples.last().unwrap();
+    let a = samples.iter().find(|x| x.at >= steady_from).unwrap_or(last);
+    let b = samples
+        .iter()
+        .rev()
+        .find(|x| x.at <= steady_end && x.at > a.at)
+        .unwrap_or(last);
+    let a = if a.at < b.at { a } else { full };
+    let steady_cpu_per_s = (b.cpu - a.cpu).as_secs_f64() / (b.at - a.at).as_secs_f64();
     let cpu_per_msg =
         (b.cpu - a.cpu).as_secs_f64() * 1e6 / (b.delivered - a.delivered).max(1) as f64;
     let peak = samples.iter().map(|x| x.rss).max().unwrap_or(0);
@@ -148,13 +182,41 @@ async fn main() {
     );
     println!(
         "connect ramp: {:.0} users/s sustained ({} users in {ramp_secs:.2}s), {} connect errors",
-        users as f64 / ramp_secs,
-        users,
+        held as f64 / ramp_secs,
+        held,
         s.connect_failures
     );
+    println!("connected users one process held: {held} of {users}");
     println!(
         "rss per connected user: {:.1} KiB",
-        (full.rss.saturating_sub(before)) as f64 / users as f64
+        (full.rss.saturating_sub(before)) as f64 / held.max(1) as f64
     );
-    println!("harness cpu per delivered message: {cpu_per_msg:.2} µs");
+    if restart {
+        // From the last sample before anyone noticed the kill to the first
+        // with every user reconnected and connected again.
+        let lost = samples
+            .iter()
+            .position(|x| x.at > b.at && x.connected < users as i64)
+            .expect("the restart disconnected users");
+        let c = samples[lost.saturating_sub(1)];
+        let d = samples[lost..]
+            .iter()
+            .find(|x| x.reconnects >= c.reconnects + users as u64 && x.connected >= users as i64)
+            .copied()
+            .unwrap_or(*samples.last().unwrap());
+        let window = (d.at - c.at).as_secs_f64();
+        let cpu = (d.cpu - c.cpu).as_secs_f64();
+        let reconnects = d.reconnects - c.reconnects;
+        println!(
+            "restart: {reconnects} reconnects in {window:.2}s, {cpu:.2}s CPU ({:.2}s of it the chat load)",
+            steady_cpu_per_s * window
+        );
+        println!("harness cpu per delivered message: {cpu_per_msg:.2} µs");
+        println!(
+            "harness cpu per user-reconnect: {:.0} µs",
+            (cpu - steady_cpu_per_s * window).max(0.0) * 1e6 / reconnects.max(1) as f64
+        );
+    } else {
+        println!("harness cpu per delivered message: {cpu_per_msg:.2} µs");
+    }
 }

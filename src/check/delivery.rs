@@ -90,8 +90,8 @@ pub struct Messages {
     pub convs: Vec<Conv>,
     conv_index: super::FastMap<String, u32>,
     pub msgs: Vec<Msg>,
-    ids: Vec<Box<str>>,
-    index: super::FastMap<Box<str>, u32>,
+    /// Message i's id is string i.
+    ids: super::ids::Ids,
 }
 
 impl Messages {
@@ -155,10 +155,11 @@ impl Messages {
 
     /// The record for `id`, created at its first sight.
     pub fn message(&mut self, id: &str, conv: u32, t: u64) -> u32 {
-        if let Some(m) = self.index.get(id) {
-            return *m;
+        let (m, new) = self.ids.insert(id);
+        if !new {
+            return m;
         }
-        let m = self.msgs.len() as u32;
+        debug_assert_eq!(m as usize, self.msgs.len());
         let slots = self.convs[conv as usize].slots.len();
         self.msgs.push(Msg {
             conv,
@@ -171,14 +172,11 @@ impl Messages {
             seen: 0,
             got: Bits::new(slots),
         });
-        let key: Box<str> = id.into();
-        self.ids.push(key.clone());
-        self.index.insert(key, m);
         m
     }
 
     pub fn id_of(&self, m: u32) -> &str {
-        &self.ids[m as usize]
+        self.ids.str(m)
     }
 
     /// Membership of slot `i` of `c` over a window.

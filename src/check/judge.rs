@@ -101,10 +101,8 @@ impl Checker {
             let (sender, temp_id) = if msg.send != delivery::NONE {
                 // The send's latest temp_id (a renamed resend's, if any).
                 let temp = self.users[msg.sender as usize]
-                    .temp
-                    .iter()
-                    .filter(|(_, v)| **v == msg.send)
-                    .map(|(k, _)| k.to_string())
+                    .temp_ids_of(msg.send)
+                    .map(str::to_owned)
                     .max_by_key(|k| (k.len(), k.clone()));
                 (Some(format!("u{}", msg.sender)), temp)
             } else {
@@ -150,10 +148,8 @@ impl Checker {
             for (i, send) in s.sends.iter().enumerate() {
                 if send.stranded && send.msg == delivery::NONE {
                     let temp = s
-                        .temp
-                        .iter()
-                        .filter(|(_, v)| **v == i as u32)
-                        .map(|(k, _)| k.to_string())
+                        .temp_ids_of(i as u32)
+                        .map(str::to_owned)
                         .max_by_key(|k| k.len());
                     found.push((u as u32, send.conv, send.sent_t, temp));
                 }

@@ -28,6 +28,7 @@ pub mod timeline;
 pub mod verdict;
 
 mod delivery;
+mod ids;
 mod judge;
 mod lifecycle;
 mod receive;

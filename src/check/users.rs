@@ -34,7 +34,10 @@ pub struct Send {
 #[derive(Debug, Default)]
 pub struct UserState {
     pub sends: Vec<Send>,
-    pub temp: super::FastMap<Box<str>, u32>,
+    /// Every temp_id this user sent under (renames included) …
+    temp: super::ids::Ids,
+    /// … and the send each one belongs to.
+    temp_send: Vec<u32>,
     /// (expires_at_ms on the server's clock, when it was obtained in µs).
     pub token: (i64, u64),
     /// The attempt in progress: when it began and the token it presented.
@@ -64,17 +67,35 @@ impl UserState {
             msg: NONE,
             stranded: false,
         });
-        self.temp.insert(temp_id.into(), i);
+        self.name(temp_id, i);
+    }
+
+    /// `temp_id` now names send `i` (a later name wins, as a map insert would).
+    fn name(&mut self, temp_id: &str, i: u32) {
+        let (t, new) = self.temp.insert(temp_id);
+        if new {
+            self.temp_send.push(i);
+        } else {
+            self.temp_send[t as usize] = i;
+        }
     }
 
     pub fn renamed(&mut self, old: &str, new: &str) {
-        if let Some(i) = self.temp.get(old).copied() {
-            self.temp.insert(new.into(), i);
+        if let Some(i) = self.send_of(old) {
+            self.name(new, i);
         }
     }
 
     pub fn send_of(&self, temp_id: &str) -> Option<u32> {
-        self.temp.get(temp_id).copied()
+        self.temp.get(temp_id).map(|t| self.temp_send[t as usize])
+    }
+
+    /// The temp_ids of send `i` (its first and any renames).
+    pub fn temp_ids_of(&self, i: u32) -> impl Iterator<Item = &str> {
+        self.temp
+            .iter()
+            .filter(move |(t, _)| self.temp_send[*t as usize] == i)
+            .map(|(_, s)| s)
     }
 
     pub fn stranded(&mut self, temp_id: &str) {

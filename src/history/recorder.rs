@@ -172,7 +172,7 @@ pub fn read_each(
         if line.trim().is_empty() {
             continue;
         }
-        on_event(serde_json::from_str(&line).with_context(|| format!("{}:{n}", path.display()))?);
+        on_event(super::parse::event(&line).with_context(|| format!("{}:{n}", path.display()))?);
     }
     Ok(header)
 }

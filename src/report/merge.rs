@@ -71,7 +71,7 @@ impl Input {
             if line.trim().is_empty() {
                 continue;
             }
-            let mut e: Event = serde_json::from_str(&line).with_context(|| {
+            let mut e: Event = crate::history::parse::event(&line).with_context(|| {
                 format!("{}:{}", self.dir.join("history.jsonl").display(), self.line)
             })?;
             if matches!(&e.kind, EventKind::Fault { phase, .. } if phase == "remote") {
