@@ -27,6 +27,7 @@ enum Tag {
     Phase,
     Members,
     Load,
+    Memory,
     LoggedIn,
     LoginFailed,
     TokenRefreshed,
@@ -74,6 +75,7 @@ struct Flat {
     users: Option<Vec<u32>>,
     lag_us: Option<u64>,
     cpu: Option<f64>,
+    rss_kib: Option<u64>,
     expires_at_ms: Option<i64>,
     error: Option<String>,
     attempt: Option<u32>,
@@ -135,6 +137,9 @@ impl Flat {
             Tag::Load => K::Load {
                 lag_us: req(f.lag_us, "lag_us")?,
                 cpu: req(f.cpu, "cpu")?,
+            },
+            Tag::Memory => K::Memory {
+                rss_kib: req(f.rss_kib, "rss_kib")?,
             },
             Tag::LoggedIn => K::LoggedIn {
                 expires_at_ms: req(f.expires_at_ms, "expires_at_ms")?,
@@ -287,6 +292,7 @@ mod tests {
                 lag_us: 1234,
                 cpu: 0.4375,
             },
+            K::Memory { rss_kib: 43_210 },
             K::LoggedIn { expires_at_ms: -5 },
             K::LoginFailed {
                 error: s("HTTP 500: \"oops\"\n\tline2 \u{e9}\u{1F600}"),
@@ -404,6 +410,7 @@ mod tests {
                 K::Phase { .. }
                 | K::Members { .. }
                 | K::Load { .. }
+                | K::Memory { .. }
                 | K::LoggedIn { .. }
                 | K::LoginFailed { .. }
                 | K::TokenRefreshed { .. }
