@@ -670,7 +670,7 @@ mod tests {
             .collect();
         assert_eq!(
             resets,
-            [1, 3, 13, 15, 17],
+            [1, 3, 13, 15, 17, 19],
             "5, 7, 9 and 11 s would overlap 6..11 s"
         );
     }
