@@ -26,6 +26,7 @@ fn header(users: u32) -> Header {
         reconnoiter_version: "0".into(),
         checks: Vec::new(),
         shard: None,
+        driver: None,
     }
 }
 

@@ -94,6 +94,7 @@ pub fn every_kind() -> Summary {
             outbox: 2,
             ..Default::default()
         },
+        driver: Default::default(),
         history_events: 1234,
         verdict: Verdict {
             guarantees,
