@@ -606,7 +606,7 @@ mod tests {
 
         let e = p("[users]\ncount = 1\ndriver = \"socketio\"\n").unwrap_err();
         assert_eq!((e.line, e.column), (3, 10), "{e}");
-        assert!(e.message.contains("`native`, `rust_socketio`"), "{e}");
+        assert!(e.message.contains("`native` or `rust_socketio`"), "{e}");
         assert!(e.fix.is_some(), "{e}");
 
         let e = p("[users]\ncount = 1\ndriver = \"rust_socketio\"\n[users.reconnection]\nattempts = 300\n")
