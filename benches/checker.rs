@@ -54,6 +54,7 @@ fn header(users: u32) -> Header {
         cohorts: vec![],
         checks: Vec::new(),
         shard: None,
+        driver: None,
         reconnoiter_version: "bench".into(),
     }
 }

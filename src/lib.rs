@@ -12,7 +12,9 @@
 //! - [`report`]: what a run writes (summary, junit, CSV, .hgrm/.hlog, HTML); show, compare, merge.
 //! - [`scenario`]: scenario files, validated into a [`scenario::Plan`].
 //! - [`server`]: the embedded reference chat server and its bug switches.
-//! - [`user`]: one simulated user (reconnection schedule, recovery) and its counters.
+//! - [`user`]: one simulated user (recovery, outbox, token refresh) and its counters;
+//!   the client library that owns its connection is a [`user::driver::Driver`]
+//!   (native `sio`, or rust_socketio).
 //! - [`target`]: the system under test: REST calls, the managed server process.
 //! - [`nemesis`]: the fault timeline: cohorts' proxies, restarts, revocations, membership.
 //! - [`proxy`]: the embedded Toxiproxy-compatible fault proxy.

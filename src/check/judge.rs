@@ -146,7 +146,9 @@ impl Checker {
         let mut found = Vec::new();
         for (u, s) in self.users.iter().enumerate() {
             for (i, send) in s.sends.iter().enumerate() {
-                if send.stranded && send.msg == delivery::NONE {
+                if send.stranded && send.msg == delivery::NONE && s.gave_up {
+                    self.verdict.excluded.sender_gave_up += 1;
+                } else if send.stranded && send.msg == delivery::NONE {
                     let temp = s
                         .temp_ids_of(i as u32)
                         .map(str::to_owned)

@@ -26,6 +26,7 @@ fn header(users: u32) -> Header {
         reconnoiter_version: "0".into(),
         checks: Vec::new(),
         shard: None,
+        driver: None,
     }
 }
 
@@ -402,6 +403,31 @@ fn a_send_never_accepted_is_stranded_unless_it_was_delivered() {
     assert_eq!(v.kinds(), vec![Guarantee::Stranded]);
     assert_eq!(v.count(Guarantee::Stranded), 1);
     assert_eq!(v.violations[0].temp_id.as_deref(), Some("u0-0"));
+}
+
+#[test]
+fn sends_of_a_client_that_gave_up_are_excluded_not_stranded() {
+    let mut h = vec![members("c0", &[0, 1]), connected(1, 0), connected(1, 1)];
+    h.push(ev(
+        50,
+        0,
+        EventKind::Disconnected {
+            reason: "transport close".into(),
+        },
+    ));
+    h.push(sent(100, 0, "u0-0", "c0"));
+    h.push(ev(200, 0, EventKind::ReconnectFailed { attempts: 2 }));
+    h.push(ev(
+        300,
+        0,
+        EventKind::Stranded {
+            temp_id: "u0-0".into(),
+            conversation: "c0".into(),
+        },
+    ));
+    let v = check(2, &h);
+    assert!(v.kinds().is_empty(), "{:?}", v.violations);
+    assert_eq!(v.excluded.sender_gave_up, 1);
 }
 
 #[test]

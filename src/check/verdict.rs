@@ -130,6 +130,11 @@ pub struct Excluded {
     /// Deliveries owed to users that never came back (gave up reconnecting,
     /// never connected): not a server's loss.
     pub recipient_offline: u64,
+    /// Sends left in the outbox of a user whose client gave up reconnecting
+    /// (`reconnect_failed`): the client stopped trying, so the server never
+    /// had the chance to accept them. Not judged as stranded.
+    #[serde(default)]
+    pub sender_gave_up: u64,
 }
 
 /// Totals the checker counted from the history.

@@ -27,6 +27,10 @@ pub struct Header {
     /// This history is one shard of several; None for a whole run.
     #[serde(default)]
     pub shard: Option<Shard>,
+    /// Which client library drove the users (`[users] driver`); absent in
+    /// histories from before drivers, which were all "native".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     pub reconnoiter_version: String,
 }
 
@@ -155,6 +159,12 @@ pub enum EventKind {
     /// Every attempt is used up; the user stays offline.
     ReconnectFailed {
         attempts: u32,
+    },
+    /// The client library did not finish `op` within the driver's bound and
+    /// cannot be cancelled (a finding about the library, not the server).
+    Stuck {
+        op: String,
+        waited_ms: u64,
     },
     Joined {
         conversation: String,

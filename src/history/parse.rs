@@ -37,6 +37,7 @@ enum Tag {
     ConnectFailed,
     Disconnected,
     ReconnectFailed,
+    Stuck,
     Joined,
     JoinRefused,
     JoinFailed,
@@ -76,6 +77,8 @@ struct Flat {
     lag_us: Option<u64>,
     cpu: Option<f64>,
     rss_kib: Option<u64>,
+    op: Option<String>,
+    waited_ms: Option<u64>,
     expires_at_ms: Option<i64>,
     error: Option<String>,
     attempt: Option<u32>,
@@ -173,6 +176,10 @@ impl Flat {
             },
             Tag::Disconnected => K::Disconnected {
                 reason: req(f.reason, "reason")?,
+            },
+            Tag::Stuck => K::Stuck {
+                op: req(f.op, "op")?,
+                waited_ms: req(f.waited_ms, "waited_ms")?,
             },
             Tag::ReconnectFailed => K::ReconnectFailed {
                 attempts: req(f.attempts, "attempts")?,
@@ -323,6 +330,10 @@ mod tests {
                 reason: s("transport close"),
             },
             K::ReconnectFailed { attempts: 9 },
+            K::Stuck {
+                op: s("connect"),
+                waited_ms: 20_000,
+            },
             K::Joined {
                 conversation: s("c2"),
             },
@@ -420,6 +431,7 @@ mod tests {
                 | K::ConnectFailed { .. }
                 | K::Disconnected { .. }
                 | K::ReconnectFailed { .. }
+                | K::Stuck { .. }
                 | K::Joined { .. }
                 | K::JoinRefused { .. }
                 | K::JoinFailed { .. }

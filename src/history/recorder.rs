@@ -195,6 +195,7 @@ mod tests {
             cohorts: Vec::new(),
             checks: Vec::new(),
             shard: None,
+            driver: None,
             reconnoiter_version: "0".into(),
         };
         let (rec, handle) = Recorder::create(&path, &header, Instant::now()).unwrap();

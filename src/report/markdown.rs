@@ -124,6 +124,7 @@ pub fn render(s: &Summary) -> String {
         ("deliveries without temp_id", e.without_temp_id),
         ("interrupted before the drain", e.interrupted_pairs),
         ("recipient never came back", e.recipient_offline),
+        ("sender's client gave up", e.sender_gave_up),
     ];
     if excluded.iter().any(|(_, n)| *n > 0) {
         out += "\n| excluded (not decided) | count |\n|---|---:|\n";

@@ -210,6 +210,7 @@ pub fn merge(
         cohorts: first.cohorts.clone(),
         checks: rules.to_pairs(),
         shard: None,
+        driver: first.driver.clone(),
         reconnoiter_version: first.reconnoiter_version.clone(),
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -269,6 +270,7 @@ pub fn merge(
             })
             .collect(),
         live,
+        driver: inputs[0].summary.driver.clone(),
         history_events: events,
         verdict,
         status: String::new(),
@@ -287,6 +289,7 @@ fn add(a: StatsSnapshot, b: &StatsSnapshot) -> StatsSnapshot {
         connect_failures: a.connect_failures + b.connect_failures,
         reconnects: a.reconnects + b.reconnects,
         reconnect_failed: a.reconnect_failed + b.reconnect_failed,
+        stuck: a.stuck + b.stuck,
         sent: a.sent + b.sent,
         acked: a.acked + b.acked,
         rejected: a.rejected + b.rejected,

@@ -38,11 +38,38 @@ pub struct Summary {
     /// The users' live counters at the end (the checker's counts are in
     /// `verdict.counts`, decided from the history alone).
     pub live: StatsSnapshot,
+    /// Which client library drove the users, and what it lets us see only in part.
+    #[serde(default)]
+    pub driver: DriverReport,
     pub history_events: u64,
     pub verdict: Verdict,
     /// pass, violated, threshold_missed, harness, interrupted.
     pub status: String,
     pub exit_code: i32,
+}
+
+/// The driver of a run (`[users] driver`) and the figures it can only
+/// partly observe, so nobody reads them as complete.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriverReport {
+    pub name: String,
+    pub partial: Vec<PartialFigure>,
+}
+
+impl Default for DriverReport {
+    /// Summaries from before drivers: all native.
+    fn default() -> Self {
+        DriverReport {
+            name: "native".into(),
+            partial: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartialFigure {
+    pub figure: String,
+    pub why: String,
 }
 
 impl Summary {
@@ -131,6 +158,19 @@ impl Summary {
             owed = c.owed,
             dup = c.redelivered,
         );
+        if self.driver.name != "native" || self.live.stuck > 0 {
+            out += &format!(
+                "driver {}: {} stuck; partial figures: {}\n",
+                self.driver.name,
+                self.live.stuck,
+                self.driver
+                    .partial
+                    .iter()
+                    .map(|p| p.figure.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         for m in v.metrics.iter().filter(|m| m.tag.is_none()) {
             out += &format!(
                 "{:<18} n={:<6} p50 {:>9}  p99 {:>9}  max {:>9}\n",

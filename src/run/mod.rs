@@ -250,6 +250,7 @@ async fn run_users(
         reconnoiter_version: env!("CARGO_PKG_VERSION").into(),
         checks: plan.checks.to_pairs(),
         shard: opts.shard,
+        driver: Some(plan.users.driver.as_str().into()),
     };
     let stats = opts.stats.clone().unwrap_or_default();
     let live = live::LiveCheck::start(&dir, &header, plan.checks.clone(), stats.clone());
@@ -461,6 +462,7 @@ async fn run_users(
         drained,
         fault_failures,
         live: stats.snapshot(),
+        driver: crate::user::driver::report(plan.users.driver),
         history_events: events,
         verdict,
         status: String::new(),

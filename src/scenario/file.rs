@@ -162,8 +162,31 @@ pub struct UsersSection {
     /// How a user fetches what it missed after a reconnect.
     pub sync: Option<SyncMode>,
     pub ack_timeout: Option<Dur>,
+    /// Which client library owns the users' connections.
+    pub driver: Option<Spanned<Driver>>,
     #[serde(default)]
     pub reconnection: ReconnectionSection,
+}
+
+/// Who owns a user's connection and its reconnection (see `user::driver`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+pub enum Driver {
+    /// Our own Engine.IO/Socket.IO client (`sio`) with socket.io-client's schedule.
+    #[default]
+    #[serde(rename = "native")]
+    Native,
+    /// The rust_socketio crate (0.6, async), with its own reconnection.
+    #[serde(rename = "rust_socketio")]
+    RustSocketio,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Native => "native",
+            Driver::RustSocketio => "rust_socketio",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]

@@ -15,7 +15,7 @@ use std::path::Path;
 pub use error::ScenarioError;
 pub use faults::{Action, Cohort, NetEffect, OfflineMode, RestartMode, Step};
 pub use faults_file::{FaultKind, Share};
-pub use file::{ApiPaths, EventNames, Resend, SyncMode};
+pub use file::{ApiPaths, Driver, EventNames, Resend, SyncMode};
 pub use plan::{CapacityPlan, Plan, ReconnectPolicy, TargetPlan, UsersPlan};
 
 /// Reads and resolves a scenario file.

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::error::ScenarioError;
 use super::faults::{Action, Cohort, Context, Step};
-use super::file::{ApiPaths, EventNames, Resend, ScenarioFile, SyncMode};
+use super::file::{ApiPaths, Driver, EventNames, Resend, ScenarioFile, SyncMode};
 use crate::server::Bug;
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,6 +170,8 @@ pub struct UsersPlan {
     pub resend: Resend,
     pub sync: SyncMode,
     pub ack_timeout: Duration,
+    /// Which client library owns the connections.
+    pub driver: Driver,
 }
 
 /// socket.io-client's Manager reconnection options.
@@ -279,6 +281,19 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
     }
 
     let reconnection = resolve_reconnection(path, text, &users.reconnection)?;
+    if let Some(d) = &users.driver
+        && *d.get_ref() == Driver::RustSocketio
+        && reconnection.attempts.is_some_and(|n| n > u8::MAX as u32)
+    {
+        return Err(err(
+            d.span(),
+            format!(
+                "driver \"rust_socketio\" counts reconnection attempts in a u8, and reconnection.attempts is {}",
+                reconnection.attempts.unwrap_or_default()
+            ),
+            "write attempts = 255 or fewer (or \"infinite\"), or use driver = \"native\"".into(),
+        ));
+    }
     let target = resolve_target(path, text, file.target)?;
     let _ = users_span;
     let seed = file.run.seed.unwrap_or(1);
@@ -412,6 +427,11 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
                 .ack_timeout
                 .map(|d| d.0)
                 .unwrap_or(Duration::from_secs(10)),
+            driver: users
+                .driver
+                .as_ref()
+                .map(|d| *d.get_ref())
+                .unwrap_or_default(),
         },
         reconnection,
     })
@@ -788,6 +808,16 @@ mod tests {
         let e = p("[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"flapping\"\ncohort = \"rest\"\nmodes = [\"reset\", \"blackhole\"]\ndown = \"1s..4s\"\nup = \"1s\"\nfor = \"10s\"\n").unwrap_err();
         assert_eq!(e.line, 10, "{e}");
         p("[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"flapping\"\ncohort = \"rest\"\nmodes = [\"reset\", \"refuse\"]\ndown = \"1s..4s\"\nup = \"1s\"\nfor = \"10s\"\n").unwrap();
+
+        let e = p("[users]\ncount = 1\ndriver = \"socketio\"\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 10), "{e}");
+        assert!(e.message.contains("`native` or `rust_socketio`"), "{e}");
+        assert!(e.fix.is_some(), "{e}");
+
+        let e = p("[users]\ncount = 1\ndriver = \"rust_socketio\"\n[users.reconnection]\nattempts = 300\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 10), "{e}");
+        assert!(e.fix.as_deref().unwrap().contains("255"), "{e}");
 
         let e = p("[target]\nbugs = [\"nope\"]\n[users]\ncount = 1\n").unwrap_err();
         assert!(

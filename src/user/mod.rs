@@ -7,8 +7,11 @@
 
 pub mod backoff;
 pub mod ctx;
+pub mod driver;
 pub mod ledger;
+pub mod native;
 pub mod outbox;
+pub mod rust_socketio;
 pub mod seen;
 pub mod stats;
 
@@ -18,19 +21,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use backoff::Backoff;
 pub use ctx::{Ctx, Phase};
+use driver::{Dial, Dialed, Driver, Host, Refresh};
 use outbox::Outbox;
 use seen::Seen;
 use stats::Stats;
 
 use crate::history::EventKind;
 use crate::scenario::SyncMode;
-use crate::sio::{self, CloseReason, ConnectError, ConnectOptions, Recovery};
 use crate::target::{Api, Session};
 
 /// One conversation as a user sees it.
@@ -73,9 +79,8 @@ pub struct User {
     outbox: Outbox,
     /// Numbers the user's messages: temp_id = "{name}-{n}".
     next_n: u64,
+    /// Login retries (reconnection is the driver's).
     backoff: Backoff,
-    /// Connection-state recovery data from the last connection, if the server offers it.
-    recovery: Option<Recovery>,
     phase: watch::Receiver<Phase>,
     /// When the next message is due.
     next_send: Option<tokio::time::Instant>,
@@ -85,7 +90,8 @@ pub struct User {
 
 /// How a session (one connection) ended.
 enum SessionEnd {
-    Lost(CloseReason),
+    /// The link closed; socket.io-client's reason when the driver knows it.
+    Lost(String),
     /// The tab was closed: a client-side disconnect.
     TabClosed,
     Stop,
@@ -124,7 +130,6 @@ impl User {
             session: None,
             outbox: Outbox::default(),
             next_n: 0,
-            recovery: None,
             next_send,
             created: 0,
         }
@@ -184,7 +189,12 @@ impl User {
     pub async fn run(mut self) {
         Stats::gauge(&self.stats().offline, 1);
         if self.login().await {
-            self.connect_loop().await;
+            let mut driver = driver::for_user(
+                self.ctx.users.driver,
+                self.ctx.clone(),
+                self.socket_url.clone(),
+            );
+            self.connect_loop(&mut *driver).await;
         }
         for p in self.outbox.drain().collect::<Vec<_>>() {
             self.record(EventKind::Stranded {
@@ -256,126 +266,43 @@ impl User {
         }
     }
 
-    fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions {
-            path: self.ctx.path.clone(),
-            namespace: self.ctx.namespace.clone(),
-            auth: self
-                .session
-                .as_ref()
-                .map(|s| serde_json::json!({ "token": s.token })),
-            timeout: self.ctx.reconnection.timeout,
-            recovery: self.recovery.clone(),
-            ..ConnectOptions::default()
-        }
-    }
-
-    /// Connect, run the session, and on loss follow the reconnection schedule.
-    async fn connect_loop(&mut self) {
-        let mut first = true;
-        let mut attempt: u32 = 0;
-        let mut scheduled = self.ctx.recorder.now();
-        // Set when the last connect was refused, so the next attempt refreshes first.
-        let mut refused = false;
+    /// Connect through the driver, run the session, and on loss ask the
+    /// driver again: who makes the attempts, and when, is the driver's.
+    async fn connect_loop(&mut self, driver: &mut dyn Driver) {
+        let mut why = Dial::First;
         loop {
-            if self.stopping() {
-                return;
+            match driver.dial(self, why).await {
+                Dialed::Stop => return,
+                Dialed::GaveUp { attempts } => return self.stay_offline(attempts).await,
+                Dialed::Up => {}
             }
-            if !self.wait_tab_open().await {
-                return;
+            let first = why == Dial::First;
+            Stats::gauge(&self.stats().connected, 1);
+            Stats::gauge(&self.stats().offline, -1);
+            if !first {
+                Stats::add(&self.stats().reconnects, 1);
             }
-            // Like the guide's client, the token it has is presented as is;
-            // only `Authentication failed` makes it refresh (so a server that
-            // accepts expired tokens shows up in the history).
-            if refused {
-                self.ensure_fresh_token(true).await;
-            }
-            attempt += 1;
-            self.record(EventKind::Connecting { attempt, scheduled });
-            let (url, options) = (self.socket_url.clone(), self.connect_options());
-            // An attempt can hang for the whole `timeout` (a blackhole): the
-            // user keeps typing meanwhile.
-            let attempted = self
-                .queueing(async move { sio::connect(&url, &options).await })
-                .await;
-            match attempted {
-                Ok(conn) => {
-                    refused = false;
-                    let t = conn.info.timings;
-                    self.record(EventKind::Connected {
-                        attempt,
-                        sid: conn.info.sid.clone(),
-                        tcp: t.tcp.as_micros() as u64,
-                        upgrade: t.upgrade.as_micros() as u64,
-                        open: t.open.as_micros() as u64,
-                        connect: t.connect.as_micros() as u64,
-                        recovered: conn.info.recovered,
+            let end = self.session(driver, first).await;
+            Stats::gauge(&self.stats().connected, -1);
+            Stats::gauge(&self.stats().offline, 1);
+            why = match end {
+                SessionEnd::Stop => return,
+                SessionEnd::TabClosed => {
+                    self.record(EventKind::Disconnected {
+                        reason: "io client disconnect".into(),
                     });
-                    Stats::gauge(&self.stats().connected, 1);
-                    Stats::gauge(&self.stats().offline, -1);
-                    if !first {
-                        Stats::add(&self.stats().reconnects, 1);
-                    }
-                    self.backoff.reset();
-                    attempt = 0;
-                    let end = self.session(conn, first).await;
-                    first = false;
-                    Stats::gauge(&self.stats().connected, -1);
-                    Stats::gauge(&self.stats().offline, 1);
-                    match end {
-                        SessionEnd::Stop => return,
-                        SessionEnd::TabClosed => {
-                            self.record(EventKind::Disconnected {
-                                reason: "io client disconnect".into(),
-                            });
-                            // Reopening the tab connects at once, with a fresh Manager.
-                            self.backoff.reset();
-                            continue;
-                        }
-                        SessionEnd::Lost(reason) => {
-                            self.record(EventKind::Disconnected {
-                                reason: reason.as_str().to_owned(),
-                            });
-                            if !self.ctx.reconnection.enabled {
-                                return self.stay_offline(0).await;
-                            }
-                            // The Manager resets on close; the guide's app also
-                            // reconnects after "io server disconnect".
-                            self.backoff.reset();
-                        }
-                    }
+                    Dial::Reopened
                 }
-                Err(e) => {
-                    let was_refused = refused;
-                    refused = matches!(e, ConnectError::Refused { .. });
-                    Stats::add(&self.stats().connect_failures, 1);
-                    self.record(EventKind::ConnectFailed {
-                        attempt,
-                        error: e.to_string(),
-                        refused,
-                    });
-                    if !self.ctx.reconnection.enabled || self.backoff.exhausted() {
-                        return self.stay_offline(attempt).await;
-                    }
-                    // The guide's client answers `Authentication failed` by
-                    // refreshing its token and connecting again at once; only
-                    // a second refusal in a row waits for the schedule.
-                    if refused && !was_refused {
-                        scheduled = self.ctx.recorder.now();
-                        continue;
-                    }
+                SessionEnd::Lost(reason) => {
+                    self.record(EventKind::Disconnected { reason });
+                    Dial::Lost
                 }
-            }
-            let delay = self.backoff.next_delay(self.rng.random());
-            scheduled = self.ctx.recorder.now() + delay.as_micros() as u64;
-            if !self.sleep(delay).await {
-                return;
-            }
+            };
         }
     }
 
     /// Waits while the tab is closed; false if the run stopped meanwhile.
-    async fn wait_tab_open(&mut self) -> bool {
+    async fn tab_open(&mut self) -> bool {
         let Some(mut tab) = self.tab.clone() else {
             return true;
         };
@@ -490,5 +417,57 @@ async fn sleep_unless_stopped(d: Duration, mut phase: watch::Receiver<Phase>) ->
     tokio::select! {
         _ = deadline => true,
         _ = phase.wait_for(|p| *p == Phase::Stop) => false,
+    }
+}
+
+/// What a driver may ask of the user while it connects.
+impl Host for User {
+    fn record(&self, kind: EventKind) {
+        User::record(self, kind);
+    }
+
+    fn now(&self) -> u64 {
+        self.ctx.recorder.now()
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    fn stopping(&self) -> bool {
+        User::stopping(self)
+    }
+
+    fn random(&mut self) -> f64 {
+        self.rng.random()
+    }
+
+    fn sleep(&mut self, d: Duration) -> BoxFuture<'_, bool> {
+        User::sleep(self, d).boxed()
+    }
+
+    fn wait_tab_open(&mut self) -> BoxFuture<'_, bool> {
+        self.tab_open().boxed()
+    }
+
+    fn typing_while_connecting(
+        &mut self,
+        attempt: BoxFuture<'static, Result<crate::sio::Connection, crate::sio::ConnectError>>,
+    ) -> BoxFuture<'_, Result<crate::sio::Connection, crate::sio::ConnectError>> {
+        self.queueing(attempt).boxed()
+    }
+
+    fn auth(&mut self, refresh: Refresh) -> BoxFuture<'_, Option<Value>> {
+        async move {
+            match refresh {
+                Refresh::Never => {}
+                Refresh::IfExpired => self.ensure_fresh_token(false).await,
+                Refresh::Refused => self.ensure_fresh_token(true).await,
+            }
+            self.session
+                .as_ref()
+                .map(|s| serde_json::json!({ "token": s.token }))
+        }
+        .boxed()
     }
 }

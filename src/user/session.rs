@@ -4,14 +4,16 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Value, json};
 
+use super::driver::{Driver, Heard};
 use super::stats::Stats;
 use super::{Phase, SessionEnd, User};
 use crate::history::{EventKind, Via};
 use crate::scenario::{Resend, SyncMode};
-use crate::sio::{AckError, Client, Connection, Incoming};
+use crate::sio::AckError;
 
 /// An outbox key and what its send's ack brought.
 type AckFuture = Pin<Box<dyn Future<Output = (u64, Result<Vec<Value>, AckError>)> + Send>>;
@@ -19,12 +21,7 @@ type AckFuture = Pin<Box<dyn Future<Output = (u64, Result<Vec<Value>, AckError>)
 impl User {
     /// Runs one connection. `first` is the initial connect: no sync, no
     /// resends, and no `Recovered` event (there was nothing to recover).
-    pub(super) async fn session(&mut self, conn: Connection, first: bool) -> SessionEnd {
-        let Connection {
-            client,
-            mut incoming,
-            ..
-        } = conn;
+    pub(super) async fn session(&mut self, driver: &mut dyn Driver, first: bool) -> SessionEnd {
         // Where each conversation's sync starts: what was seen before the
         // loss, unless an earlier sync is still owed.
         if !first {
@@ -40,17 +37,17 @@ impl User {
         // could not record what they leave stranded).
         let stop = self.phase.clone();
         let recovery = tokio::select! {
-            r = self.recover(&client, first) => Some(r),
+            r = self.recover(&*driver, first) => Some(r),
             _ = stopped(stop) => None,
         };
         let Some((rejoined, synced)) = recovery else {
-            client.disconnect().await;
+            driver.disconnect(&*self).await;
             self.outbox.all_grounded();
             return SessionEnd::Stop;
         };
         let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
-        let resent = self.flush_outbox(&client, &mut acks, !first);
-        if !first && !client.is_closed() {
+        let resent = self.flush_outbox(&*driver, &mut acks, !first);
+        if !first && !driver.is_closed() {
             self.record(EventKind::Recovered {
                 rejoined,
                 synced,
@@ -64,37 +61,32 @@ impl User {
             let due = self.next_send.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 biased;
-                item = incoming.recv() => match item {
-                    Some(Incoming::Event { name, args, .. }) => self.on_event(&name, args),
-                    Some(Incoming::Closed(reason)) => {
+                item = driver.next() => match item {
+                    Heard::Event { name, args } => self.on_event(&name, args),
+                    Heard::Closed { reason } => {
                         self.outbox.all_grounded();
-                        self.recovery = client.recovery();
                         return SessionEnd::Lost(reason);
                     }
-                    None => {
-                        self.outbox.all_grounded();
-                        return SessionEnd::Lost(crate::sio::CloseReason::TransportClose);
-                    }
                 },
-                Some((key, result)) = acks.next(), if !acks.is_empty() => self.on_ack(&client, &mut acks, key, result),
+                Some((key, result)) = acks.next(), if !acks.is_empty() => self.on_ack(&*driver, &mut acks, key, result),
                 _ = tokio::time::sleep_until(due), if chatting => {
                     // The drain may have begun while this send was armed.
                     if *self.phase.borrow() != Phase::Chat {
                         continue;
                     }
                     if let Some(key) = self.create_message() {
-                        self.emit(&client, &mut acks, key, false);
+                        self.emit(&*driver, &mut acks, key, false);
                     }
                     self.schedule_next_send();
                 }
                 closed = tab_closed(&mut tab) => if closed {
-                    client.disconnect().await;
+                    driver.disconnect(&*self).await;
                     self.outbox.all_grounded();
                     return SessionEnd::TabClosed;
                 },
                 changed = self.phase.changed() => {
                     if changed.is_err() || *self.phase.borrow() == Phase::Stop {
-                        client.disconnect().await;
+                        driver.disconnect(&*self).await;
                         self.outbox.all_grounded();
                         return SessionEnd::Stop;
                     }
@@ -105,7 +97,7 @@ impl User {
 
     /// Readmit, rejoin and sync: the guide's recovery before the outbox is
     /// resent. Returns (conversations rejoined, new messages synced).
-    async fn recover(&mut self, client: &Client, first: bool) -> (u32, u32) {
+    async fn recover(&mut self, client: &dyn Driver, first: bool) -> (u32, u32) {
         if !first {
             self.readmit().await;
         }
@@ -147,7 +139,7 @@ impl User {
     }
 
     /// Joins every active conversation; drops the ones the server says we were removed from.
-    async fn join_all(&mut self, client: &Client) -> u32 {
+    async fn join_all(&mut self, client: &dyn Driver) -> u32 {
         let timeout = self.ctx.users.ack_timeout;
         let join = self.ctx.events.join.clone();
         let pending: Vec<_> = self
@@ -156,10 +148,10 @@ impl User {
             .enumerate()
             .filter(|(_, c)| c.active)
             .map(|(i, c)| {
-                let client = client.clone();
-                let join = join.clone();
                 let data = json!({ "conversationId": &*c.id });
-                async move { (i, client.emit_with_ack(&join, &data, timeout).await) }
+                client
+                    .emit_with_ack(&join, data, timeout)
+                    .map(move |r| (i, r))
             })
             .collect();
         let results = futures_util::future::join_all(pending).await;
@@ -252,7 +244,7 @@ impl User {
     /// Sends everything in the outbox that is not on the wire; returns how many.
     fn flush_outbox(
         &mut self,
-        client: &Client,
+        client: &dyn Driver,
         acks: &mut FuturesUnordered<AckFuture>,
         resend: bool,
     ) -> u32 {
@@ -266,7 +258,7 @@ impl User {
     /// Puts one outbox message on the wire and queues its ack.
     fn emit(
         &mut self,
-        client: &Client,
+        client: &dyn Driver,
         acks: &mut FuturesUnordered<AckFuture>,
         key: u64,
         resend: bool,
@@ -285,14 +277,8 @@ impl User {
             resend,
         };
         self.record(kind);
-        let (client, event, timeout) = (
-            client.clone(),
-            self.ctx.events.send.clone(),
-            self.ctx.users.ack_timeout,
-        );
-        acks.push(Box::pin(async move {
-            (key, client.emit_with_ack(&event, &data, timeout).await)
-        }));
+        let answer = client.emit_with_ack(&self.ctx.events.send, data, self.ctx.users.ack_timeout);
+        acks.push(Box::pin(answer.map(move |r| (key, r))));
     }
 
     /// The guide's manager resends under a fresh temp_id.
@@ -311,7 +297,7 @@ impl User {
 
     fn on_ack(
         &mut self,
-        client: &Client,
+        client: &dyn Driver,
         acks: &mut FuturesUnordered<AckFuture>,
         key: u64,
         result: Result<Vec<Value>, AckError>,

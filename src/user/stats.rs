@@ -11,6 +11,8 @@ pub struct Stats {
     pub connect_failures: AtomicU64,
     pub reconnects: AtomicU64,
     pub reconnect_failed: AtomicU64,
+    /// Operations the client library never finished (`stuck` events).
+    pub stuck: AtomicU64,
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub rejected: AtomicU64,
@@ -48,6 +50,7 @@ impl Stats {
             connect_failures: self.connect_failures.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             reconnect_failed: self.reconnect_failed.load(Relaxed),
+            stuck: self.stuck.load(Relaxed),
             sent: self.sent.load(Relaxed),
             acked: self.acked.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
@@ -67,6 +70,9 @@ pub struct StatsSnapshot {
     pub connect_failures: u64,
     pub reconnects: u64,
     pub reconnect_failed: u64,
+    /// Operations the client library never finished (rust_socketio driver).
+    #[serde(default)]
+    pub stuck: u64,
     pub sent: u64,
     pub acked: u64,
     pub rejected: u64,

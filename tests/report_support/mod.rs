@@ -94,6 +94,7 @@ pub fn every_kind() -> Summary {
             outbox: 2,
             ..Default::default()
         },
+        driver: Default::default(),
         history_events: 1234,
         verdict: Verdict {
             guarantees,
@@ -106,6 +107,7 @@ pub fn every_kind() -> Summary {
                 without_temp_id: 5,
                 interrupted_pairs: 0,
                 recipient_offline: 6,
+                sender_gave_up: 7,
             },
             counts: Counts {
                 events: 1234,

@@ -78,6 +78,11 @@ pub fn excluded(s: &Summary) -> String {
             "owed to users that gave up reconnecting",
             e.recipient_offline,
         ),
+        (
+            "sender's client gave up",
+            "sends left in the outbox of a client that gave up reconnecting",
+            e.sender_gave_up,
+        ),
     ];
     let mut out = String::from(
         "<table><thead><tr><th>not decided</th><th>what</th><th class=\"num\">count</th></tr></thead><tbody>",
