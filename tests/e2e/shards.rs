@@ -4,7 +4,7 @@
 //! shard and missing on another is a loss of the merge; mismatched shards are
 //! refused.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

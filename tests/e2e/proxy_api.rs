@@ -2,11 +2,9 @@
 //! (`toxiproxy_rust`) drives ours unchanged, and the status codes and JSON
 //! match Toxiproxy 2.5.0 exactly where clients look at them.
 
-mod proxy_support;
-
 use std::io::{Read, Write};
 
-use proxy_support::*;
+use crate::proxy_support::*;
 use serde_json::{Value, json};
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::ProxyPack;

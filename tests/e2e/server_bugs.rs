@@ -2,7 +2,7 @@
 //! all the server's guarantees, the correct server keeps them all, and each
 //! bug breaks its own one and no other.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! scenario with the native driver passes, so the finding is the library's
 //! and not the server's (docs/rust_socketio-findings.md).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The reference server over real sockets: auth, rooms, presence, the
 //! duplicate-connection policy, shutdown, seeding, and bad input.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Every fault kind end to end against the embedded server, through real
 //! proxies, with assertions on what the users recorded.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! built binary on summaries written by hand into a temp dir, judged by
 //! exit code and output.
 
-mod report_support;
+use crate::report_support;
 
 use std::path::Path;
 use std::process::{Command, Output};

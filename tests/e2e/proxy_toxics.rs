@@ -3,11 +3,9 @@
 //! with generous upper bounds only where "it did not happen" must be told
 //! apart from "it happened late" on a loaded 2-core machine.
 
-mod proxy_support;
-
 use std::time::{Duration, Instant};
 
-use proxy_support::*;
+use crate::proxy_support::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -4,7 +4,7 @@
 //! reference server and fails with exit 1 and exactly the expected kind of
 //! violation against the bug switch that breaks its promise.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! parser, the CSVs with the csv crate. On a hand-built summary holding
 //! every kind of violation, and on a real run with faults and a bug switch.
 
-mod common;
-mod report_support;
+use crate::common;
+use crate::report_support;
 
 use std::path::Path;
 

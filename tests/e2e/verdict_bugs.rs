@@ -3,7 +3,7 @@
 //! exit 1 and exactly that violation kind; without it, the same scenario
 //! passes with no violation at all.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

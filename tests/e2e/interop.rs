@@ -6,7 +6,7 @@
 //!
 //! History and summary are read as JSON, the way a CI script reads them.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `run` end to end, in-process, against the embedded server (a real child
 //! process): assertions on the recorded history, not just "it ran".
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
