@@ -13,6 +13,7 @@ pub mod native;
 pub mod outbox;
 pub mod rust_socketio;
 pub mod seen;
+mod seq_window;
 pub mod stats;
 
 mod session;

@@ -2,18 +2,20 @@
 //! apart and for the `since` of the next sync. Bounded, because a soak test
 //! runs for hours and a set of every id ever seen would grow without end.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
+
+use super::seq_window::{Forgotten, SeqSet};
 
 /// How many recent sequence numbers (or ids, for servers without `seq`) are
 /// remembered per conversation. Anything older counts as already seen.
 const WINDOW: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Seen {
-    seqs: BTreeSet<i64>,
+    seqs: SeqSet,
     /// Seqs first obtained by a sync: a live copy arriving later is the
     /// server's queued replay racing the sync, not a duplicate delivery.
-    synced: BTreeSet<i64>,
+    synced: SeqSet,
     /// For servers that give no `seq`: the most recent ids, oldest first.
     ids: VecDeque<String>,
     /// `createdAt` of the newest message seen: where the next sync starts.
@@ -21,19 +23,23 @@ pub struct Seen {
     newest_seq: Option<i64>,
 }
 
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen {
+            seqs: SeqSet::new(WINDOW),
+            synced: SeqSet::new(WINDOW),
+            ids: VecDeque::new(),
+            newest_at: None,
+            newest_seq: None,
+        }
+    }
+}
+
 impl Seen {
     /// Notes a message; true when it is new to this user.
     pub fn insert(&mut self, id: &str, seq: Option<i64>, created_at: Option<&str>) -> bool {
         let new = match seq {
-            Some(s) => {
-                let forgotten =
-                    self.seqs.len() >= WINDOW && self.seqs.first().is_some_and(|&low| s < low);
-                let new = !forgotten && self.seqs.insert(s);
-                if self.seqs.len() > WINDOW {
-                    self.seqs.pop_first();
-                }
-                new
-            }
+            Some(s) => self.seqs.insert(s, Forgotten::Present),
             None => {
                 let new = !self.ids.iter().any(|i| i == id);
                 if new {
@@ -52,7 +58,12 @@ impl Seen {
             };
             if newer {
                 self.newest_seq = seq.or(self.newest_seq);
-                self.newest_at = created_at.map(str::to_owned).or(self.newest_at.take());
+                if let Some(c) = created_at {
+                    // In place: this runs for every new message.
+                    let at = self.newest_at.get_or_insert_with(String::new);
+                    at.clear();
+                    at.push_str(c);
+                }
             }
         }
         new
@@ -61,16 +72,13 @@ impl Seen {
     /// Notes that `seq` was first obtained by a sync.
     pub fn mark_synced(&mut self, seq: Option<i64>) {
         if let Some(s) = seq {
-            self.synced.insert(s);
-            if self.synced.len() > WINDOW {
-                self.synced.pop_first();
-            }
+            self.synced.insert(s, Forgotten::Absent);
         }
     }
 
     /// True when this already-seen `seq` was first obtained by a sync.
     pub fn came_by_sync(&self, seq: Option<i64>) -> bool {
-        seq.is_some_and(|s| self.synced.contains(&s))
+        seq.is_some_and(|s| self.synced.contains(s, Forgotten::Absent))
     }
 
     /// The `since` for a sync: the creation time of the newest message seen.
@@ -105,7 +113,6 @@ mod tests {
         for i in 0..(WINDOW as i64 * 3) {
             assert!(s.insert("x", Some(i), None));
         }
-        assert_eq!(s.seqs.len(), WINDOW);
         assert!(
             !s.insert("x", Some(0), None),
             "forgotten seqs count as seen"
