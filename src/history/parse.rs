@@ -25,7 +25,7 @@ mod fast;
 pub fn event(line: &str) -> serde_json::Result<Event> {
     let mut f = Flat::default();
     if fast::fill(line, &mut f).is_some()
-        && let Ok(e) = f.to_event()
+        && let Ok(e) = f.take_event()
     {
         return Ok(e);
     }
@@ -42,7 +42,7 @@ pub fn event_into(line: &str, e: &mut Event) -> serde_json::Result<()> {
         if f.refill(e) {
             return Ok(());
         }
-        if let Ok(new) = f.to_event() {
+        if let Ok(new) = f.take_event() {
             *e = new;
             return Ok(());
         }
@@ -54,7 +54,7 @@ pub fn event_into(line: &str, e: &mut Event) -> serde_json::Result<()> {
 /// serde's reading, the authority on what a line means.
 fn by_serde(line: &str) -> serde_json::Result<Event> {
     let mut f: Flat = serde_json::from_str(line)?;
-    f.to_event()
+    f.take_event()
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -170,7 +170,9 @@ fn req<T>(v: Option<T>, field: &'static str) -> serde_json::Result<T> {
 }
 
 impl Flat<'_> {
-    fn to_event(&mut self) -> serde_json::Result<Event> {
+    /// The event, its strings taken out of the fields (no copy of what
+    /// serde already owns).
+    fn take_event(&mut self) -> serde_json::Result<Event> {
         use EventKind as K;
         let f = self;
         let name = |a: Option<ActionField>| -> serde_json::Result<Option<String>> {

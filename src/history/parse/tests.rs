@@ -343,7 +343,7 @@ fn fast_path_takes_the_common_lines() {
             "{line}"
         );
         if took {
-            assert_eq!(f.to_event().unwrap(), e, "{line}");
+            assert_eq!(f.take_event().unwrap(), e, "{line}");
         }
     }
 }
