@@ -268,7 +268,7 @@ pub fn check_file(
         },
         |e| {
             if let Some(c) = checker.borrow_mut().as_mut() {
-                c.observe(&e)
+                c.observe(e)
             }
         },
     )?;

@@ -6,8 +6,12 @@
 //! deserialize from it), which made parsing four times slower than checking
 //! (`cargo bench --bench checker`). Here one flat struct holds every field
 //! any kind can have, serde fills it in a single pass with no buffering, and
-//! the tag picks the kind. The unit tests hold it equal to the derived
-//! deserializer on every kind of event, including the errors.
+//! the tag picks the kind. The common line does not even need serde
+//! (`fast`); serde stays the authority for everything else. The unit tests
+//! hold both equal to the derived deserializer on every kind of event,
+//! including the errors.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::Error as _;
@@ -15,13 +19,45 @@ use serde::de::Error as _;
 use super::event::{Event, EventKind, Via};
 use crate::scenario::{Action, FaultKind};
 
+mod fast;
+
 /// Parses one history line (an event, not the header).
 pub fn event(line: &str) -> serde_json::Result<Event> {
-    let f: Flat = serde_json::from_str(line)?;
-    f.into_event()
+    let mut f = Flat::default();
+    if fast::fill(line, &mut f).is_some()
+        && let Ok(e) = f.take_event()
+    {
+        return Ok(e);
+    }
+    by_serde(line)
 }
 
-#[derive(Deserialize)]
+/// Parses one history line over `e`, the previous line's event: a reader
+/// of a whole file (`check_file`) thus keeps reusing the memory of its
+/// strings instead of allocating and freeing four per delivery, which was
+/// as much time as the parsing itself. `e` is unchanged on error.
+pub fn event_into(line: &str, e: &mut Event) -> serde_json::Result<()> {
+    let mut f = Flat::default();
+    if fast::fill(line, &mut f).is_some() {
+        if f.refill(e) {
+            return Ok(());
+        }
+        if let Ok(new) = f.take_event() {
+            *e = new;
+            return Ok(());
+        }
+    }
+    *e = by_serde(line)?;
+    Ok(())
+}
+
+/// serde's reading, the authority on what a line means.
+fn by_serde(line: &str) -> serde_json::Result<Event> {
+    let mut f: Flat = serde_json::from_str(line)?;
+    f.take_event()
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 enum Tag {
     Phase,
@@ -54,6 +90,7 @@ enum Tag {
     Notice,
     Fault,
     Stranded,
+    #[default]
     Stopped,
 }
 
@@ -66,38 +103,48 @@ enum ActionField {
 }
 
 /// Every field of every kind; `Option` so that each kind takes its own.
-#[derive(Deserialize)]
-struct Flat {
+#[derive(Deserialize, Default)]
+struct Flat<'a> {
     t: u64,
     u: u32,
     ev: Tag,
-    name: Option<String>,
-    conversation: Option<String>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    conversation: Option<Cow<'a, str>>,
     users: Option<Vec<u32>>,
     lag_us: Option<u64>,
     cpu: Option<f64>,
     rss_kib: Option<u64>,
-    op: Option<String>,
+    #[serde(borrow)]
+    op: Option<Cow<'a, str>>,
     waited_ms: Option<u64>,
     expires_at_ms: Option<i64>,
-    error: Option<String>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
     attempt: Option<u32>,
     scheduled: Option<u64>,
-    sid: Option<String>,
+    #[serde(borrow)]
+    sid: Option<Cow<'a, str>>,
     tcp: Option<u64>,
     upgrade: Option<u64>,
     open: Option<u64>,
     connect: Option<u64>,
     recovered: Option<bool>,
     refused: Option<bool>,
-    reason: Option<String>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
     attempts: Option<u32>,
     action: Option<ActionField>,
-    temp_id: Option<String>,
+    #[serde(borrow)]
+    temp_id: Option<Cow<'a, str>>,
     resend: Option<bool>,
-    old_temp_id: Option<String>,
-    id: Option<String>,
-    sender: Option<String>,
+    #[serde(borrow)]
+    old_temp_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    sender: Option<Cow<'a, str>>,
     seq: Option<i64>,
     via: Option<Via>,
     dup: Option<bool>,
@@ -108,7 +155,13 @@ struct Flat {
     resent: Option<u32>,
     fault: Option<u32>,
     kind: Option<FaultKind>,
-    phase: Option<String>,
+    #[serde(borrow)]
+    phase: Option<Cow<'a, str>>,
+}
+
+/// A string field the kind requires, owned by the event.
+fn own(v: Option<Cow<'_, str>>, field: &'static str) -> serde_json::Result<String> {
+    req(v, field).map(Cow::into_owned)
 }
 
 /// A field the kind requires.
@@ -116,8 +169,10 @@ fn req<T>(v: Option<T>, field: &'static str) -> serde_json::Result<T> {
     v.ok_or_else(|| serde_json::Error::missing_field(field))
 }
 
-impl Flat {
-    fn into_event(self) -> serde_json::Result<Event> {
+impl Flat<'_> {
+    /// The event, its strings taken out of the fields (no copy of what
+    /// serde already owns).
+    fn take_event(&mut self) -> serde_json::Result<Event> {
         use EventKind as K;
         let f = self;
         let name = |a: Option<ActionField>| -> serde_json::Result<Option<String>> {
@@ -131,130 +186,130 @@ impl Flat {
         };
         let kind = match f.ev {
             Tag::Phase => K::Phase {
-                name: req(f.name, "name")?,
+                name: own(f.name.take(), "name")?,
             },
             Tag::Members => K::Members {
-                conversation: req(f.conversation, "conversation")?,
-                users: req(f.users, "users")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                users: req(f.users.take(), "users")?,
             },
             Tag::Load => K::Load {
-                lag_us: req(f.lag_us, "lag_us")?,
-                cpu: req(f.cpu, "cpu")?,
+                lag_us: req(f.lag_us.take(), "lag_us")?,
+                cpu: req(f.cpu.take(), "cpu")?,
             },
             Tag::Memory => K::Memory {
-                rss_kib: req(f.rss_kib, "rss_kib")?,
+                rss_kib: req(f.rss_kib.take(), "rss_kib")?,
             },
             Tag::LoggedIn => K::LoggedIn {
-                expires_at_ms: req(f.expires_at_ms, "expires_at_ms")?,
+                expires_at_ms: req(f.expires_at_ms.take(), "expires_at_ms")?,
             },
             Tag::LoginFailed => K::LoginFailed {
-                error: req(f.error, "error")?,
+                error: own(f.error.take(), "error")?,
             },
             Tag::TokenRefreshed => K::TokenRefreshed {
-                expires_at_ms: req(f.expires_at_ms, "expires_at_ms")?,
+                expires_at_ms: req(f.expires_at_ms.take(), "expires_at_ms")?,
             },
             Tag::TokenRefreshFailed => K::TokenRefreshFailed {
-                error: req(f.error, "error")?,
+                error: own(f.error.take(), "error")?,
             },
             Tag::Connecting => K::Connecting {
-                attempt: req(f.attempt, "attempt")?,
-                scheduled: req(f.scheduled, "scheduled")?,
+                attempt: req(f.attempt.take(), "attempt")?,
+                scheduled: req(f.scheduled.take(), "scheduled")?,
             },
             Tag::Connected => K::Connected {
-                attempt: req(f.attempt, "attempt")?,
-                sid: req(f.sid, "sid")?,
-                tcp: req(f.tcp, "tcp")?,
-                upgrade: req(f.upgrade, "upgrade")?,
-                open: req(f.open, "open")?,
-                connect: req(f.connect, "connect")?,
-                recovered: req(f.recovered, "recovered")?,
+                attempt: req(f.attempt.take(), "attempt")?,
+                sid: own(f.sid.take(), "sid")?,
+                tcp: req(f.tcp.take(), "tcp")?,
+                upgrade: req(f.upgrade.take(), "upgrade")?,
+                open: req(f.open.take(), "open")?,
+                connect: req(f.connect.take(), "connect")?,
+                recovered: req(f.recovered.take(), "recovered")?,
             },
             Tag::ConnectFailed => K::ConnectFailed {
-                attempt: req(f.attempt, "attempt")?,
-                error: req(f.error, "error")?,
-                refused: req(f.refused, "refused")?,
+                attempt: req(f.attempt.take(), "attempt")?,
+                error: own(f.error.take(), "error")?,
+                refused: req(f.refused.take(), "refused")?,
             },
             Tag::Disconnected => K::Disconnected {
-                reason: req(f.reason, "reason")?,
+                reason: own(f.reason.take(), "reason")?,
             },
             Tag::Stuck => K::Stuck {
-                op: req(f.op, "op")?,
-                waited_ms: req(f.waited_ms, "waited_ms")?,
+                op: own(f.op.take(), "op")?,
+                waited_ms: req(f.waited_ms.take(), "waited_ms")?,
             },
             Tag::ReconnectFailed => K::ReconnectFailed {
-                attempts: req(f.attempts, "attempts")?,
+                attempts: req(f.attempts.take(), "attempts")?,
             },
             Tag::Joined => K::Joined {
-                conversation: req(f.conversation, "conversation")?,
+                conversation: own(f.conversation.take(), "conversation")?,
             },
             Tag::JoinRefused => K::JoinRefused {
-                conversation: req(f.conversation, "conversation")?,
-                action: req(name(f.action)?, "action")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                action: req(name(f.action.take())?, "action")?,
             },
             Tag::JoinFailed => K::JoinFailed {
-                conversation: req(f.conversation, "conversation")?,
-                error: req(f.error, "error")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                error: own(f.error.take(), "error")?,
             },
             Tag::Sent => K::Sent {
-                temp_id: req(f.temp_id, "temp_id")?,
-                conversation: req(f.conversation, "conversation")?,
-                scheduled: req(f.scheduled, "scheduled")?,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                scheduled: req(f.scheduled.take(), "scheduled")?,
             },
             Tag::Emitted => K::Emitted {
-                temp_id: req(f.temp_id, "temp_id")?,
-                conversation: req(f.conversation, "conversation")?,
-                resend: req(f.resend, "resend")?,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                resend: req(f.resend.take(), "resend")?,
             },
             Tag::Renamed => K::Renamed {
-                old_temp_id: req(f.old_temp_id, "old_temp_id")?,
-                temp_id: req(f.temp_id, "temp_id")?,
+                old_temp_id: own(f.old_temp_id.take(), "old_temp_id")?,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
             },
             Tag::Acked => K::Acked {
-                temp_id: req(f.temp_id, "temp_id")?,
-                conversation: req(f.conversation, "conversation")?,
-                id: req(f.id, "id")?,
-                seq: f.seq,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                id: own(f.id.take(), "id")?,
+                seq: f.seq.take(),
             },
             Tag::Rejected => K::Rejected {
-                temp_id: req(f.temp_id, "temp_id")?,
-                conversation: req(f.conversation, "conversation")?,
-                error: req(f.error, "error")?,
-                action: name(f.action)?,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                error: own(f.error.take(), "error")?,
+                action: name(f.action.take())?,
             },
             Tag::AckTimeout => K::AckTimeout {
-                temp_id: req(f.temp_id, "temp_id")?,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
             },
             Tag::Delivered => K::Delivered {
-                id: req(f.id, "id")?,
-                temp_id: f.temp_id,
-                conversation: req(f.conversation, "conversation")?,
-                sender: req(f.sender, "sender")?,
-                seq: f.seq,
-                via: req(f.via, "via")?,
-                dup: req(f.dup, "dup")?,
+                id: own(f.id.take(), "id")?,
+                temp_id: f.temp_id.take().map(Cow::into_owned),
+                conversation: own(f.conversation.take(), "conversation")?,
+                sender: own(f.sender.take(), "sender")?,
+                seq: f.seq.take(),
+                via: req(f.via.take(), "via")?,
+                dup: req(f.dup.take(), "dup")?,
             },
             Tag::SyncDone => K::SyncDone {
-                conversation: req(f.conversation, "conversation")?,
-                fetched: req(f.fetched, "fetched")?,
-                new: req(f.new, "new")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                fetched: req(f.fetched.take(), "fetched")?,
+                new: req(f.new.take(), "new")?,
             },
             Tag::SyncFailed => K::SyncFailed {
-                conversation: req(f.conversation, "conversation")?,
-                error: req(f.error, "error")?,
+                conversation: own(f.conversation.take(), "conversation")?,
+                error: own(f.error.take(), "error")?,
             },
             Tag::Recovered => K::Recovered {
-                rejoined: req(f.rejoined, "rejoined")?,
-                synced: req(f.synced, "synced")?,
-                resent: req(f.resent, "resent")?,
+                rejoined: req(f.rejoined.take(), "rejoined")?,
+                synced: req(f.synced.take(), "synced")?,
+                resent: req(f.resent.take(), "resent")?,
             },
             Tag::Notice => K::Notice {
-                name: req(f.name, "name")?,
+                name: own(f.name.take(), "name")?,
             },
             Tag::Fault => K::Fault {
-                fault: req(f.fault, "fault")?,
-                kind: req(f.kind, "kind")?,
-                phase: req(f.phase, "phase")?,
-                action: match f.action {
+                fault: req(f.fault.take(), "fault")?,
+                kind: req(f.kind.take(), "kind")?,
+                phase: own(f.phase.take(), "phase")?,
+                action: match f.action.take() {
                     Some(ActionField::Step(a)) => a,
                     Some(ActionField::Name(_)) => {
                         return Err(serde_json::Error::custom(
@@ -263,11 +318,11 @@ impl Flat {
                     }
                     None => return Err(serde_json::Error::missing_field("action")),
                 },
-                error: f.error,
+                error: f.error.take().map(Cow::into_owned),
             },
             Tag::Stranded => K::Stranded {
-                temp_id: req(f.temp_id, "temp_id")?,
-                conversation: req(f.conversation, "conversation")?,
+                temp_id: own(f.temp_id.take(), "temp_id")?,
+                conversation: own(f.conversation.take(), "conversation")?,
             },
             Tag::Stopped => K::Stopped,
         };
@@ -279,316 +334,91 @@ impl Flat {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::{NetEffect, OfflineMode, RestartMode};
-
-    /// One event of every kind (the match below fails to compile when a
-    /// kind is added, so a new kind cannot skip this test).
-    fn every_kind() -> Vec<EventKind> {
+impl Flat<'_> {
+    /// Writes a delivery, send or ack over `e` when `e` is already of that
+    /// kind, reusing the memory of its strings (see [`event_into`]); false,
+    /// `e` untouched, for any other kind or a field missing.
+    fn refill(&self, e: &mut Event) -> bool {
         use EventKind as K;
-        let s = |x: &str| x.to_owned();
-        let all = vec![
-            K::Phase { name: s("chat") },
-            K::Members {
-                conversation: s("c1"),
-                users: vec![0, 7, 4_000_000],
-            },
-            K::Load {
-                lag_us: 1234,
-                cpu: 0.4375,
-            },
-            K::Memory { rss_kib: 43_210 },
-            K::LoggedIn { expires_at_ms: -5 },
-            K::LoginFailed {
-                error: s("HTTP 500: \"oops\"\n\tline2 \u{e9}\u{1F600}"),
-            },
-            K::TokenRefreshed {
-                expires_at_ms: 1_700_000_000_000,
-            },
-            K::TokenRefreshFailed { error: s("x") },
-            K::Connecting {
-                attempt: 3,
-                scheduled: u64::MAX,
-            },
-            K::Connected {
-                attempt: 0,
-                sid: s("abc/def"),
-                tcp: 1,
-                upgrade: 2,
-                open: 3,
-                connect: 4,
-                recovered: true,
-            },
-            K::ConnectFailed {
-                attempt: 1,
-                error: s("Authentication failed"),
-                refused: false,
-            },
-            K::Disconnected {
-                reason: s("transport close"),
-            },
-            K::ReconnectFailed { attempts: 9 },
-            K::Stuck {
-                op: s("connect"),
-                waited_ms: 20_000,
-            },
-            K::Joined {
-                conversation: s("c2"),
-            },
-            K::JoinRefused {
-                conversation: s("c2"),
-                action: s("removed"),
-            },
-            K::JoinFailed {
-                conversation: s("c2"),
-                error: s("timeout"),
-            },
-            K::Sent {
-                temp_id: s("u1-1"),
-                conversation: s("c0"),
-                scheduled: 99,
-            },
-            K::Emitted {
-                temp_id: s("u1-1"),
-                conversation: s("c0"),
-                resend: true,
-            },
-            K::Renamed {
-                old_temp_id: s("u1-1"),
-                temp_id: s("u1-1r"),
-            },
-            K::Acked {
-                temp_id: s("u1-1"),
-                conversation: s("c0"),
-                id: s("42"),
-                seq: Some(-3),
-            },
-            K::Rejected {
-                temp_id: s("u1-2"),
-                conversation: s("c0"),
-                error: s("not a member"),
-                action: Some(s("removed")),
-            },
-            K::AckTimeout { temp_id: s("u1-3") },
-            K::Delivered {
-                id: s("42"),
-                temp_id: Some(s("u1-1")),
-                conversation: s("c0"),
-                sender: s("u1"),
-                seq: Some(7),
-                via: Via::Live,
-                dup: false,
-            },
-            K::SyncDone {
-                conversation: s("c0"),
-                fetched: 5,
-                new: 2,
-            },
-            K::SyncFailed {
-                conversation: s("c0"),
-                error: s("HTTP 401"),
-            },
-            K::Recovered {
-                rejoined: 1,
-                synced: 2,
-                resent: 3,
-            },
-            K::Notice {
-                name: s("duplicate-connection"),
-            },
-            K::Fault {
-                fault: 2,
-                kind: FaultKind::Offline,
-                phase: s("begin"),
-                action: Action::NetStart {
-                    cohort: s("mobile"),
-                    effect: NetEffect::Offline {
-                        mode: OfflineMode::Blackhole,
-                    },
+        let f = self;
+        match (f.ev, &mut e.kind) {
+            (
+                Tag::Delivered,
+                K::Delivered {
+                    id,
+                    temp_id,
+                    conversation,
+                    sender,
+                    seq,
+                    via,
+                    dup,
                 },
-                error: Some(s("proxy said no")),
-            },
-            K::Stranded {
-                temp_id: s("u1-4"),
-                conversation: s("c0"),
-            },
-            K::Stopped,
-        ];
-        for k in &all {
-            match k {
-                K::Phase { .. }
-                | K::Members { .. }
-                | K::Load { .. }
-                | K::Memory { .. }
-                | K::LoggedIn { .. }
-                | K::LoginFailed { .. }
-                | K::TokenRefreshed { .. }
-                | K::TokenRefreshFailed { .. }
-                | K::Connecting { .. }
-                | K::Connected { .. }
-                | K::ConnectFailed { .. }
-                | K::Disconnected { .. }
-                | K::ReconnectFailed { .. }
-                | K::Stuck { .. }
-                | K::Joined { .. }
-                | K::JoinRefused { .. }
-                | K::JoinFailed { .. }
-                | K::Sent { .. }
-                | K::Emitted { .. }
-                | K::Renamed { .. }
-                | K::Acked { .. }
-                | K::Rejected { .. }
-                | K::AckTimeout { .. }
-                | K::Delivered { .. }
-                | K::SyncDone { .. }
-                | K::SyncFailed { .. }
-                | K::Recovered { .. }
-                | K::Notice { .. }
-                | K::Fault { .. }
-                | K::Stranded { .. }
-                | K::Stopped => {}
+            ) => {
+                let (Some(new_id), Some(new_conv), Some(new_sender), Some(new_via), Some(new_dup)) =
+                    (&f.id, &f.conversation, &f.sender, f.via, f.dup)
+                else {
+                    return false;
+                };
+                put(id, new_id);
+                put_opt(temp_id, f.temp_id.as_deref());
+                put(conversation, new_conv);
+                put(sender, new_sender);
+                (*seq, *via, *dup) = (f.seq, new_via, new_dup);
             }
-        }
-        all
-    }
-
-    /// The variants of a kind: optional fields as None, other fault actions.
-    fn variants() -> Vec<EventKind> {
-        use EventKind as K;
-        let s = |x: &str| x.to_owned();
-        vec![
-            K::Acked {
-                temp_id: s("a"),
-                conversation: s("c"),
-                id: s("i"),
-                seq: None,
-            },
-            K::Rejected {
-                temp_id: s("a"),
-                conversation: s("c"),
-                error: s("e"),
-                action: None,
-            },
-            K::Delivered {
-                id: s("i"),
-                temp_id: None,
-                conversation: s("c"),
-                sender: s("u9"),
-                seq: None,
-                via: Via::Sync,
-                dup: true,
-            },
-            K::Fault {
-                fault: 0,
-                kind: FaultKind::ServerRestart,
-                phase: s("done"),
-                action: Action::ServerDown {
-                    mode: RestartMode::Crash,
+            (
+                Tag::Sent,
+                K::Sent {
+                    temp_id,
+                    conversation,
+                    scheduled,
                 },
-                error: None,
-            },
-            K::Fault {
-                fault: 1,
-                kind: FaultKind::Membership,
-                phase: s("remote"),
-                action: Action::RemoveMembers {
-                    pairs: vec![(s("c1"), 3)],
-                },
-                error: None,
-            },
-            K::Fault {
-                fault: 1,
-                kind: FaultKind::TokenExpiry,
-                phase: s("begin"),
-                action: Action::Revoke { users: vec![1, 2] },
-                error: None,
-            },
-            K::Fault {
-                fault: 1,
-                kind: FaultKind::ServerRestart,
-                phase: s("begin"),
-                action: Action::ServerUp,
-                error: None,
-            },
-        ]
-    }
-
-    #[test]
-    fn equals_serde_on_every_kind() {
-        for (i, kind) in every_kind().into_iter().chain(variants()).enumerate() {
-            let e = Event {
-                t: 1000 + i as u64,
-                u: if i % 2 == 0 { u32::MAX } else { i as u32 },
-                kind,
-            };
-            let line = serde_json::to_string(&e).unwrap();
-            let derived: Event = serde_json::from_str(&line).unwrap();
-            assert_eq!(derived, e, "{line}");
-            assert_eq!(event(&line).unwrap(), derived, "{line}");
-            // Fields in another order, and a field this version does not know.
-            let mut v: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&line).unwrap();
-            let mut pairs: Vec<_> = std::mem::take(&mut v).into_iter().collect();
-            pairs.reverse();
-            pairs.push(("later".into(), serde_json::json!({"x": [1, "y"]})));
-            let shuffled =
-                serde_json::to_string(&pairs.into_iter().collect::<serde_json::Map<_, _>>())
-                    .unwrap();
-            assert_eq!(event(&shuffled).unwrap(), derived, "{shuffled}");
-            assert_eq!(serde_json::from_str::<Event>(&shuffled).unwrap(), derived);
-        }
-    }
-
-    #[test]
-    fn refuses_what_serde_refuses() {
-        // Every required field removed in turn, a bad tag, wrong types.
-        for kind in every_kind().into_iter().chain(variants()) {
-            let e = Event { t: 1, u: 2, kind };
-            let v: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
-            for key in v.keys() {
-                let mut w = v.clone();
-                w.remove(key);
-                let line = serde_json::to_string(&w).unwrap();
-                let derived = serde_json::from_str::<Event>(&line);
-                assert_eq!(
-                    event(&line).is_ok(),
-                    derived.is_ok(),
-                    "without {key}: {line}"
-                );
-                if let Ok(d) = derived {
-                    assert_eq!(event(&line).unwrap(), d);
-                }
-                // Each value replaced by a value of another type.
-                for bad in [
-                    serde_json::json!(null),
-                    serde_json::json!("s"),
-                    serde_json::json!(-1),
-                    serde_json::json!({}),
-                ] {
-                    let mut w = v.clone();
-                    w.insert(key.clone(), bad);
-                    let line = serde_json::to_string(&w).unwrap();
-                    let derived = serde_json::from_str::<Event>(&line);
-                    assert_eq!(event(&line).is_ok(), derived.is_ok(), "{line}");
-                    if let Ok(d) = derived {
-                        assert_eq!(event(&line).unwrap(), d, "{line}");
-                    }
-                }
+            ) => {
+                let (Some(new_temp), Some(new_conv), Some(new_scheduled)) =
+                    (&f.temp_id, &f.conversation, f.scheduled)
+                else {
+                    return false;
+                };
+                put(temp_id, new_temp);
+                put(conversation, new_conv);
+                *scheduled = new_scheduled;
             }
+            (
+                Tag::Acked,
+                K::Acked {
+                    temp_id,
+                    conversation,
+                    id,
+                    seq,
+                },
+            ) => {
+                let (Some(new_temp), Some(new_conv), Some(new_id)) =
+                    (&f.temp_id, &f.conversation, &f.id)
+                else {
+                    return false;
+                };
+                put(temp_id, new_temp);
+                put(conversation, new_conv);
+                put(id, new_id);
+                *seq = f.seq;
+            }
+            _ => return false,
         }
-        for line in [
-            r#"{"t":1,"u":2,"ev":"no_such_kind"}"#,
-            r#"{"t":1,"u":2}"#,
-            r#"{"t":1,"u":2,"ev":"stopped""#,
-            r#"{"t":1,"u":2,"ev":"stopped","t":3}"#,
-            r#"[1,2]"#,
-            "",
-        ] {
-            assert!(event(line).is_err(), "{line}");
-            assert!(serde_json::from_str::<Event>(line).is_err(), "{line}");
-        }
+        (e.t, e.u) = (f.t, f.u);
+        true
     }
 }
+
+fn put(s: &mut String, v: &str) {
+    s.clear();
+    s.push_str(v);
+}
+
+fn put_opt(s: &mut Option<String>, v: Option<&str>) {
+    match (s.as_mut(), v) {
+        (Some(s), Some(v)) => put(s, v),
+        (_, v) => *s = v.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -128,16 +128,18 @@ impl RecorderHandle {
 /// Reads a history file back: the header and the events, refusing other versions.
 pub fn read(path: &Path) -> anyhow::Result<(Header, Vec<Event>)> {
     let mut events = Vec::new();
-    let header = read_each(path, |_| Ok(()), |e| events.push(e))?;
+    let header = read_each(path, |_| Ok(()), |e| events.push(e.clone()))?;
     Ok((header, events))
 }
 
 /// Streams a history file: `on_header` sees the header first, then `on_event`
 /// every event, without holding the file in memory (hours-long soak runs).
+/// Events are lent, not given: one `Event` is parsed over and over, so its
+/// strings' memory is reused (`parse::event_into`).
 pub fn read_each(
     path: &Path,
     on_header: impl FnOnce(&Header) -> anyhow::Result<()>,
-    mut on_event: impl FnMut(Event),
+    mut on_event: impl FnMut(&Event),
 ) -> anyhow::Result<Header> {
     use anyhow::Context;
     use std::io::BufRead;
@@ -163,6 +165,11 @@ pub fn read_each(
         .with_context(|| format!("{}:1: history header", path.display()))?;
     on_header(&header)?;
     let mut n = 1;
+    let mut event = Event {
+        t: 0,
+        u: 0,
+        kind: EventKind::Stopped,
+    };
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
@@ -172,7 +179,9 @@ pub fn read_each(
         if line.trim().is_empty() {
             continue;
         }
-        on_event(super::parse::event(&line).with_context(|| format!("{}:{n}", path.display()))?);
+        super::parse::event_into(&line, &mut event)
+            .with_context(|| format!("{}:{n}", path.display()))?;
+        on_event(&event);
     }
     Ok(header)
 }
