@@ -91,7 +91,7 @@ pub struct Checker {
     revoked: HashMap<u32, Vec<(u64, Option<u64>)>>,
     /// Messages delivered before (or without) the send that claims them:
     /// (sender, temp_id) → (message, its first delivery).
-    unlinked: FastMap<(u32, Box<str>), (u32, Event)>,
+    unlinked: FastMap<(u32, Box<str>), (u32, Event, Vec<u64>)>,
     /// Violations found per kind (exact; the evidence list is capped).
     found: BTreeMap<Guarantee, u64>,
     last_t: u64,

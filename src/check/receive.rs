@@ -85,8 +85,10 @@ impl Checker {
                 // merged history from several shards may show a delivery a
                 // few ms before the send (their clocks differ).
                 (Some(tid), s) => {
-                    self.unlinked
-                        .insert((s.unwrap_or(u32::MAX), tid.into()), (m, e.clone()));
+                    self.unlinked.insert(
+                        (s.unwrap_or(u32::MAX), tid.into()),
+                        (m, e.clone(), Vec::new()),
+                    );
                 }
             }
         }
@@ -146,10 +148,17 @@ impl Checker {
         let scheduled = (msg.send != delivery::NONE)
             .then(|| self.users[msg.sender as usize].sends[msg.send as usize].scheduled);
         let latency = scheduled.map(|s| e.t.saturating_sub(s));
-        if let Some(us) = latency {
-            let v = us.clamp(1, super::latency::MAX_US);
-            let _ = self.delivery_all.record(v);
-            let _ = self.delivery_interval.record(v);
+        match (latency, temp_id) {
+            (Some(us), _) => self.record_delivery_latency(us),
+            // Seen before its send (a merged history: the shards' clocks
+            // differ): its latency is known once the send is.
+            (None, Some(tid)) if !self.unlinked.is_empty() => {
+                let key = (sender_idx.unwrap_or(u32::MAX), Box::<str>::from(tid));
+                if let Some((_, _, early)) = self.unlinked.get_mut(&key) {
+                    early.push(e.t);
+                }
+            }
+            (None, _) => {}
         }
         self.timeline.delivery(e.t, latency);
         if via == crate::history::Via::Live {
@@ -185,9 +194,23 @@ impl Checker {
 
     /// A send whose message was already delivered (seen first on another shard).
     pub(super) fn late_send(&mut self, e: &Event, u: u32, temp_id: &str) {
-        if let Some((m, _)) = self.unlinked.remove(&(u, temp_id.into())) {
+        if let Some((m, _, early)) = self.unlinked.remove(&(u, temp_id.into())) {
             self.link(e, u, temp_id, m);
+            let msg = &self.messages.msgs[m as usize];
+            if msg.send != delivery::NONE {
+                let scheduled = self.users[msg.sender as usize].sends[msg.send as usize].scheduled;
+                for t in early {
+                    self.record_delivery_latency(t.saturating_sub(scheduled));
+                }
+            }
         }
+    }
+
+    /// One delivery's end-to-end latency, into the run's and the interval's histogram.
+    fn record_delivery_latency(&mut self, us: u64) {
+        let v = us.clamp(1, super::latency::MAX_US);
+        let _ = self.delivery_all.record(v);
+        let _ = self.delivery_interval.record(v);
     }
 
     /// Deliveries no send ever claimed: phantoms.
@@ -202,8 +225,8 @@ impl Checker {
             })
             .map(|(_, v)| v)
             .collect();
-        left.sort_by_key(|(_, e)| e.t);
-        for (m, e) in left {
+        left.sort_by_key(|(_, e, _)| e.t);
+        for (m, e, _) in left {
             self.messages.msgs[m as usize].phantom = true;
             let crate::history::EventKind::Delivered {
                 id,

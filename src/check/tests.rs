@@ -662,13 +662,22 @@ fn a_delivery_merged_before_its_send_is_not_a_phantom() {
         connected(1, 0),
         connected(1, 1),
         delivered(95, 1, "m1", "u0-0", "c0", "u0", Some(1)),
+        delivered(97, 2, "m1", "u0-0", "c0", "u0", Some(1)),
         sent(100, 0, "u0-0", "c0"),
         delivered(120, 0, "m1", "u0-0", "c0", "u0", Some(1)),
         acked(130, 0, "u0-0", "c0", "m1"),
         stopped(S, 0),
         stopped(S, 1),
+        stopped(S, 2),
     ];
-    let v = check(2, &h);
+    let mut h = h;
+    h[0] = members("c0", &[0, 1, 2]);
+    h.insert(3, connected(1, 2));
+    let v = check(3, &h);
     assert!(v.kinds().is_empty(), "{:?}", v.violations);
-    assert_eq!(v.counts.delivered, 2);
+    assert_eq!(v.counts.delivered, 3);
+    // Every delivery has its latency, the early ones too, once their send
+    // is known (tests/e2e/shards.rs compares this count with `delivered`).
+    let delivery = v.metrics.iter().find(|m| m.metric == "delivery").unwrap();
+    assert_eq!(delivery.count, 3);
 }
