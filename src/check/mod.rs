@@ -66,6 +66,11 @@ struct FaultWindow {
     heal: Option<u64>,
 }
 
+/// A delivery seen before its send, by (sender, temp_id): the message, the
+/// first delivery (a phantom's evidence), and the times of the deliveries
+/// seen before the send, whose latency is known once it is.
+type Unlinked = (u32, Event, Vec<u64>);
+
 pub struct Checker {
     header: Header,
     rules: Rules,
@@ -91,7 +96,7 @@ pub struct Checker {
     revoked: HashMap<u32, Vec<(u64, Option<u64>)>>,
     /// Messages delivered before (or without) the send that claims them:
     /// (sender, temp_id) → (message, its first delivery).
-    unlinked: FastMap<(u32, Box<str>), (u32, Event, Vec<u64>)>,
+    unlinked: FastMap<(u32, Box<str>), Unlinked>,
     /// Violations found per kind (exact; the evidence list is capped).
     found: BTreeMap<Guarantee, u64>,
     last_t: u64,
