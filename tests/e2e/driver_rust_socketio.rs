@@ -44,6 +44,57 @@ fn of_user(events: &[Event]) -> HashMap<u32, Vec<&Event>> {
     m
 }
 
+/// Passes, or the only violations are `duplicates` that the server did not
+/// cause: every (sender, temp_id) was delivered under one id, so the second
+/// id came from rust_socketio's random ack ids colliding (another send's
+/// answer ran this send's callback), not from a second store.
+fn assert_ack_mixups_only(s: &Summary, events: &[Event]) {
+    if s.verdict.kinds().is_empty() {
+        return assert_passes(s);
+    }
+    assert_eq!(
+        s.verdict.kinds(),
+        vec![Guarantee::Duplicates],
+        "{}",
+        s.render()
+    );
+    assert_stored_once(s, events);
+}
+
+/// Every `duplicates` violation's send was delivered under at most one id:
+/// the server stored it once; the other id is an ack answer gone astray.
+fn assert_stored_once(s: &Summary, events: &[Event]) {
+    let mut ids: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+    for e in events {
+        if let EventKind::Delivered {
+            id,
+            temp_id: Some(t),
+            sender,
+            ..
+        } = &e.kind
+        {
+            ids.entry((sender, t)).or_default().insert(id);
+        }
+    }
+    for v in s
+        .verdict
+        .violations
+        .iter()
+        .filter(|v| v.kind == Guarantee::Duplicates)
+    {
+        let key = (
+            v.sender.as_deref().unwrap_or_default(),
+            v.temp_id.as_deref().unwrap_or_default(),
+        );
+        assert!(
+            ids.get(&key).is_none_or(|i| i.len() <= 1),
+            "the server stored {key:?} as {:?}: {}",
+            ids.get(&key),
+            v.explanation
+        );
+    }
+}
+
 /// Users with a `stuck` event, as the checker names them ("u7").
 fn stuck_users(events: &[Event], op: &str) -> BTreeSet<String> {
     events
@@ -252,7 +303,10 @@ async fn server_restarts_with_queued_messages_are_recovered_by_the_library() {
     // that stuck user's, never another's: the server kept its promise.
     let stuck = stuck_users(&events, "");
     if stuck.is_empty() {
-        assert_passes(&s);
+        // A collision that did not panic: one send "acked" with another's
+        // id. Still the library's doing, as long as the server stored
+        // every send once (finding 4).
+        assert_ack_mixups_only(&s, &events);
     } else {
         assert!(s.live.stuck > 0, "{}", s.render());
         for v in &s.verdict.violations {
@@ -387,7 +441,7 @@ for = "4s"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_outstanding_acks_collide_in_rust_socketio() {
-    let (s, _) = run(ACKS, "rust_socketio").await;
+    let (s, events) = run(ACKS, "rust_socketio").await;
     // rust_socketio draws each ack id at random from 0..999, so outstanding
     // acks share ids; an answer then runs the callback of every ack with its
     // id: another send is "acked" with this message's id, and the checker
@@ -413,6 +467,7 @@ async fn many_outstanding_acks_collide_in_rust_socketio() {
     {
         assert!(v.explanation.contains("stored twice"), "{}", v.explanation);
     }
+    assert_stored_once(&s, &events);
 
     let (native, _) = run(ACKS, "native").await;
     assert_passes(&native);
