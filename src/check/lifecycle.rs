@@ -185,6 +185,9 @@ impl Checker {
             EventKind::Disconnected { reason } => {
                 self.verdict.counts.disconnects += 1;
                 let client = reason == "io client disconnect";
+                if reason == crate::user::blackhole::OUTLIVED {
+                    self.verdict.counts.outlived_blackholes += 1;
+                }
                 let blamed = self.fault_for(u, e.t);
                 let s = self.user(u);
                 let was_connected = s.state == users::Conn::Connected;

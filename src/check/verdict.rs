@@ -160,6 +160,12 @@ pub struct Counts {
     pub recovered: u64,
     pub token_refreshes: u64,
     pub faults: u64,
+    /// Connections the harness closed at a blackhole's heal because the
+    /// heartbeat had not (`user::blackhole`): each one a reconnect the
+    /// server is not to blame for, and a sign the heartbeat is too slow for
+    /// the fault or the harness's timers ran late.
+    #[serde(default)]
+    pub outlived_blackholes: u64,
 }
 
 /// One latency metric (all samples, or one tag's), in microseconds.

@@ -15,8 +15,9 @@ use anyhow::{Context, anyhow};
 use tokio::sync::watch;
 
 use crate::history::{EventKind, Recorder};
-use crate::scenario::{Action, RestartMode, Step};
+use crate::scenario::{Action, NetEffect, OfflineMode, RestartMode, Step};
 use crate::target::ManagedServer;
+use crate::user::blackhole::Blackholes;
 use admin::Admin;
 use proxies::Proxies;
 
@@ -35,6 +36,9 @@ pub struct Nemesis {
     pub admin: Admin,
     /// cohort → "tab closed" signal the cohort's users watch.
     pub tabs: HashMap<String, watch::Sender<bool>>,
+    /// cohort → its blackholes, so users close a connection that outlives
+    /// one (`user::blackhole`).
+    pub blackholes: HashMap<String, watch::Sender<Blackholes>>,
     pub recorder: Recorder,
     /// Conversation sizes the users' delivery accounting uses; membership
     /// faults keep it true.
@@ -113,8 +117,15 @@ impl Nemesis {
 
     async fn execute(&self, action: &Action) -> anyhow::Result<()> {
         match action {
-            Action::NetStart { cohort, effect } => self.proxies()?.apply(cohort, effect).await,
-            Action::NetHeal { cohort, .. } => self.proxies()?.heal(cohort).await,
+            Action::NetStart { cohort, effect } => {
+                if is_blackhole(effect)
+                    && let Some(tx) = self.blackholes.get(cohort)
+                {
+                    Blackholes::begin(tx);
+                }
+                self.proxies()?.apply(cohort, effect).await
+            }
+            Action::NetHeal { cohort, .. } => self.heal(cohort).await,
             Action::TabClose { cohort } => self.tab(cohort, true),
             Action::TabOpen { cohort } => self.tab(cohort, false),
             Action::ServerDown { mode } => self.server_down(*mode).await,
@@ -135,6 +146,15 @@ impl Nemesis {
                 done.result
             }
         }
+    }
+
+    /// Heals a cohort's proxy; then its users learn a blackhole is over.
+    async fn heal(&self, cohort: &str) -> anyhow::Result<()> {
+        self.proxies()?.heal(cohort).await?;
+        if let Some(tx) = self.blackholes.get(cohort) {
+            Blackholes::heal(tx);
+        }
+        Ok(())
     }
 
     fn proxies(&self) -> anyhow::Result<&Proxies> {
@@ -195,9 +215,9 @@ impl Nemesis {
 
     /// Leaves nothing broken: proxies healed, tabs open, the server up.
     pub async fn heal_all(&self) {
-        if let Some(p) = &self.proxies {
+        if self.proxies.is_some() {
             for cohort in self.tabs.keys() {
-                let _ = p.heal(cohort).await;
+                let _ = self.heal(cohort).await;
             }
         }
         for tx in self.tabs.values() {
@@ -214,4 +234,13 @@ impl Nemesis {
             .await;
         }
     }
+}
+
+fn is_blackhole(effect: &NetEffect) -> bool {
+    matches!(
+        effect,
+        NetEffect::Offline {
+            mode: OfflineMode::Blackhole
+        }
+    )
 }

@@ -158,6 +158,12 @@ impl Summary {
             owed = c.owed,
             dup = c.redelivered,
         );
+        if c.outlived_blackholes > 0 {
+            out += &format!(
+                "{} connections outlived a blackhole (the heartbeat did not close them in time): closed at the heal, resynced\n",
+                c.outlived_blackholes
+            );
+        }
         if self.driver.name != "native" || self.live.stuck > 0 {
             out += &format!(
                 "driver {}: {} stuck; partial figures: {}\n",

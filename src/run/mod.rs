@@ -326,6 +326,11 @@ async fn run_users(
         .iter()
         .map(|c| (c.name.clone(), watch::channel(false).0))
         .collect();
+    let blackholes: HashMap<String, watch::Sender<crate::user::blackhole::Blackholes>> = plan
+        .cohorts
+        .iter()
+        .map(|c| (c.name.clone(), watch::channel(Default::default()).0))
+        .collect();
     let nemesis = Arc::new(Nemesis {
         proxies: proxies.clone(),
         server: managed,
@@ -336,6 +341,7 @@ async fn run_users(
             paths: plan.target.api.clone(),
         },
         tabs: tabs.clone(),
+        blackholes: blackholes.clone(),
         recorder: recorder.clone(),
         audience: audience.clone(),
         shard: opts.shard,
@@ -370,6 +376,7 @@ async fn run_users(
             api: api.with_base(&url),
             socket_url: url,
             tab: tabs.get(&cohort.name).map(|t| t.subscribe()),
+            blackholes: blackholes.get(&cohort.name).map(|b| b.subscribe()),
             sync: plan.sync_of(i),
         };
         users.spawn(User::new(i, conversations, ctx.clone(), route).run());

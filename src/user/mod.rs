@@ -6,6 +6,7 @@
 //! event in the history; the user never judges what it saw.
 
 pub mod backoff;
+pub mod blackhole;
 pub mod ctx;
 pub mod driver;
 pub mod ledger;
@@ -60,6 +61,8 @@ pub struct Route {
     pub api: Api,
     /// True while the user's cohort has its tab closed (client-disconnect fault).
     pub tab: Option<watch::Receiver<bool>>,
+    /// The cohort's blackholes, so a connection that outlives one is closed.
+    pub blackholes: Option<watch::Receiver<blackhole::Blackholes>>,
     /// How this user's client fetches what it missed (its cohort may differ
     /// from `[users] sync`).
     pub sync: SyncMode,
@@ -72,6 +75,7 @@ pub struct User {
     socket_url: String,
     api: Api,
     tab: Option<watch::Receiver<bool>>,
+    blackholes: Option<watch::Receiver<blackhole::Blackholes>>,
     sync: SyncMode,
     /// Seeded per user, so the same seed gives the same jitter and think times.
     rng: StdRng,
@@ -95,6 +99,8 @@ enum SessionEnd {
     Lost(String),
     /// The tab was closed: a client-side disconnect.
     TabClosed,
+    /// The connection outlived a blackhole: closed, reconnect at once.
+    OutlivedBlackhole,
     Stop,
 }
 
@@ -114,6 +120,7 @@ impl User {
             socket_url: route.socket_url,
             api: route.api,
             tab: route.tab,
+            blackholes: route.blackholes,
             sync: route.sync,
             phase: ctx.phase.clone(),
             backoff: Backoff::new(ctx.reconnection),
@@ -291,6 +298,12 @@ impl User {
                 SessionEnd::TabClosed => {
                     self.record(EventKind::Disconnected {
                         reason: "io client disconnect".into(),
+                    });
+                    Dial::Reopened
+                }
+                SessionEnd::OutlivedBlackhole => {
+                    self.record(EventKind::Disconnected {
+                        reason: blackhole::OUTLIVED.into(),
                     });
                     Dial::Reopened
                 }

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Value, json};
 
+use super::blackhole::{self, Hole, Look};
 use super::driver::{Driver, Heard};
 use super::stats::Stats;
 use super::{Phase, SessionEnd, User};
@@ -32,6 +33,13 @@ impl User {
             }
         }
 
+        // A blackhole may already be on its way: note before anything arrives.
+        let mut holes = self.blackholes.clone();
+        let mut note = None;
+        if let Some(now) = holes.as_mut().map(|h| *h.borrow_and_update()) {
+            self.look_at_blackholes(now, &mut note);
+        }
+
         // The recovery steps wait on acks and REST; a stop must not wait
         // for them (users still busy at the stop deadline are aborted and
         // could not record what they leave stranded).
@@ -53,6 +61,13 @@ impl User {
                 synced,
                 resent,
             });
+        }
+
+        // A heal during the recovery steps (which do not watch) counts too.
+        if let Some(now) = holes.as_ref().map(|h| *h.borrow())
+            && self.look_at_blackholes(now, &mut note)
+        {
+            return self.close_outlived(driver, note).await;
         }
 
         let mut tab = self.tab.clone();
@@ -79,6 +94,9 @@ impl User {
                     }
                     self.schedule_next_send();
                 }
+                now = blackhole::changed(&mut holes) => if self.look_at_blackholes(now, &mut note) {
+                    return self.close_outlived(driver, note).await;
+                },
                 closed = tab_closed(&mut tab) => if closed {
                     driver.disconnect(&*self).await;
                     self.outbox.all_grounded();
@@ -93,6 +111,36 @@ impl User {
                 }
             }
         }
+    }
+
+    /// Takes the session's note when a blackhole is in effect; true once
+    /// one healed with the session still up (see [`blackhole`]).
+    fn look_at_blackholes(&self, now: blackhole::Blackholes, note: &mut Option<Hole>) -> bool {
+        match blackhole::look(now, note.as_ref()) {
+            Look::Nothing => false,
+            Look::Note => {
+                let since = self.conversations.iter().map(|c| c.seen.since()).collect();
+                *note = Some(Hole::new(now, since));
+                false
+            }
+            Look::Outlived => true,
+        }
+    }
+
+    /// Closes a connection that outlived a blackhole; the next session
+    /// syncs from where the user stood when the blackhole began (unless an
+    /// older sync is still owed), so what fell in the hole is fetched.
+    async fn close_outlived(&mut self, driver: &mut dyn Driver, note: Option<Hole>) -> SessionEnd {
+        driver.disconnect(&*self).await;
+        if let Some(note) = note {
+            for (c, since) in self.conversations.iter_mut().zip(note.since) {
+                if c.sync_from.is_none() {
+                    c.sync_from = Some(since);
+                }
+            }
+        }
+        self.outbox.all_grounded();
+        SessionEnd::OutlivedBlackhole
     }
 
     /// Readmit, rejoin and sync: the guide's recovery before the outbox is

@@ -11,6 +11,7 @@ mod common;
 mod proxy_support;
 mod report_support;
 
+mod blackhole;
 mod driver_rust_socketio;
 mod faults_e2e;
 mod interop;

@@ -123,6 +123,7 @@ pub fn every_kind() -> Summary {
                 disconnects: 4,
                 recovered: 4,
                 faults: 2,
+                outlived_blackholes: 1,
                 ..Default::default()
             },
             metrics: vec![

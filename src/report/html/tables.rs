@@ -144,8 +144,13 @@ pub fn facts(s: &Summary) -> String {
         (
             "connects",
             format!(
-                "{} ({} reconnects, {} failures, {} disconnects, {} recovered)",
-                c.connects, c.reconnects, c.connect_failures, c.disconnects, c.recovered
+                "{} ({} reconnects, {} failures, {} disconnects, {} recovered, {} outlived a blackhole)",
+                c.connects,
+                c.reconnects,
+                c.connect_failures,
+                c.disconnects,
+                c.recovered,
+                c.outlived_blackholes
             ),
         ),
         (
