@@ -1,8 +1,8 @@
 //! Benchmark: how many users one harness process holds, what each costs.
 //!
-//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS] [restart]`
-//! (defaults 5000 2500 30; `bench/*.sh` hold the exact commands of README's
-//! figures). It runs a real scenario against the embedded
+//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS] [restart] [every=SECONDS]`
+//! (defaults 5000 2500 30, one message per user every 10 s; `bench/figure.sh`
+//! holds the exact commands of README's figures). It runs a real scenario against the embedded
 //! server (a separate process, so its CPU and memory are not counted here)
 //! and samples this process's RSS and CPU time every 100 ms. It prints:
 //! - the connect ramp: users/s from the first to the last connect, and errors;
@@ -63,11 +63,17 @@ async fn main() {
     let users: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
     let ramp: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2500);
     let chat: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30);
-    let restart = args.get(4).is_some_and(|a| a == "restart");
+    let restart = args.iter().skip(4).any(|a| a == "restart");
+    // Seconds between one user's messages: the chat load per user.
+    let every: u32 = args
+        .iter()
+        .skip(4)
+        .find_map(|a| a.strip_prefix("every=")?.parse().ok())
+        .unwrap_or(10);
     let fault_at = chat / 2;
     let mut scenario = format!(
         "[run]\nduration = \"{chat}s\"\nramp = \"{ramp}/s\"\ndrain = \"20s\"\n\
-         [users]\ncount = {users}\nconversations = {}\nmembers = 10\nsend_rate = \"1/10s\"\nmessage_size = 64\n",
+         [users]\ncount = {users}\nconversations = {}\nmembers = 10\nsend_rate = \"1/{every}s\"\nmessage_size = 64\n",
         users / 10
     );
     if restart {
@@ -77,7 +83,12 @@ async fn main() {
     }
     let plan =
         reconnoiter::scenario::parse(std::path::Path::new("users_bench.toml"), &scenario).unwrap();
+    // USERS_BENCH_REPORTS=DIR keeps the run's report (history, timeline,
+    // harness load per second) for a look at where the time went.
     let reports = tempfile::tempdir().unwrap();
+    let reports_dir = std::env::var_os("USERS_BENCH_REPORTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| reports.path().to_owned());
     let binary = std::env::current_exe()
         .unwrap()
         .parent()
@@ -93,7 +104,7 @@ async fn main() {
     let stats = Arc::new(Stats::default());
     let opts = RunOptions {
         target_url: None,
-        reports_dir: reports.path().to_owned(),
+        reports_dir: reports_dir.clone(),
         server_binary: binary,
         quiet: true,
         toxiproxy: None,
@@ -163,11 +174,18 @@ async fn main() {
     let peak = samples.iter().map(|x| x.rss).max().unwrap_or(0);
 
     println!(
-        "users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, 1 msg/10s per user"
+        "users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, 1 msg/{every}s per user"
     );
     println!(
-        "verdict: {:?}; sent {} acked {} delivered {}/{} connect failures {}",
-        outcome.exit, s.sent, s.acked, s.delivered, s.expected, s.connect_failures
+        "verdict: {:?} {:?}; sent {} acked {} delivered {}/{} connect failures {}; {}",
+        outcome.exit,
+        outcome.summary.verdict.kinds(),
+        s.sent,
+        s.acked,
+        s.delivered,
+        s.expected,
+        s.connect_failures,
+        outcome.summary.verdict.harness.reasons.join("; ")
     );
     println!(
         "steady window {:.1}s..{:.1}s: {} deliveries, {:.2}s CPU",
