@@ -19,11 +19,14 @@
 //! - [`nemesis`]: the fault timeline: cohorts' proxies, restarts, revocations, membership.
 //! - [`proxy`]: the embedded Toxiproxy-compatible fault proxy.
 //! - [`exit`]: the exit codes CI pipelines gate on.
+//! - [`loopback`]: connections to a loopback target spread over source
+//!   addresses, so the kernel's ephemeral-port search stays short.
 
 pub mod check;
 pub mod cli;
 pub mod exit;
 pub mod history;
+pub mod loopback;
 pub mod nemesis;
 pub mod proxy;
 pub mod report;

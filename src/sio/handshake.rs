@@ -116,7 +116,7 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
     let tcp = within(
         deadline,
         Phase::Tcp,
-        TcpStream::connect((host.as_str(), port)),
+        crate::loopback::connect_host(&host, port),
     )
     .await?
     .map_err(ConnectError::Tcp)?;
