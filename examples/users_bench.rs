@@ -47,10 +47,20 @@ fn cpu() -> Duration {
     Duration::from_millis((f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 10)
 }
 
+/// Bytes the allocator has handed out and not got back (glibc's count):
+/// RSS less this is the allocator's free lists, fragmentation and code.
+fn heap_kib() -> u64 {
+    // SAFETY: mallinfo2 has no preconditions; it only reads the allocator's state.
+    let info = unsafe { libc::mallinfo2() };
+    ((info.uordblks + info.hblkhd) / 1024) as u64
+}
+
 #[derive(Clone, Copy)]
 struct Sample {
     at: Duration,
     rss: u64,
+    /// Read once a second (mallinfo2 walks every arena under its lock).
+    heap: Option<u64>,
     cpu: Duration,
     connected: i64,
     delivered: u64,
@@ -115,15 +125,17 @@ async fn main() {
     };
 
     let before = rss_kib();
+    let heap_before = heap_kib();
     let start = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::<Sample>::new()));
     let sampler = {
         let (samples, stats) = (samples.clone(), stats.clone());
         tokio::spawn(async move {
-            loop {
+            for tick in 0u64.. {
                 samples.lock().unwrap().push(Sample {
                     at: start.elapsed(),
                     rss: rss_kib(),
+                    heap: (tick % 10 == 0).then(heap_kib),
                     cpu: cpu(),
                     connected: stats.connected.load(Relaxed),
                     delivered: stats.delivered.load(Relaxed),
@@ -203,6 +215,16 @@ async fn main() {
         held as f64 / ramp_secs,
         held,
         s.connect_failures
+    );
+    println!(
+        "heap in use per connected user: {:.1} KiB (glibc mallinfo2; the rest of RSS is the allocator's free memory and the runtime)",
+        samples
+            .iter()
+            .filter(|x| x.at >= full.at)
+            .find_map(|x| x.heap)
+            .unwrap_or(0)
+            .saturating_sub(heap_before) as f64
+            / held.max(1) as f64
     );
     println!("connected users one process held: {held} of {users}");
     println!(
