@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
 
-use super::client::{Client, CloseReason, Incoming, Shared};
+use super::client::{Client, CloseReason, Inbox, Incoming, Shared};
 use super::engine::EnginePacket;
 use super::handshake::Ws;
 use super::packet::{BinaryAssembler, BinaryPacket, Packet, PacketType, encode_head};
@@ -66,7 +66,7 @@ pub(crate) struct Setup {
 }
 
 /// Start the connection task; returns the handle and the incoming stream.
-pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, mpsc::UnboundedReceiver<Incoming>) {
+pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
     let (commands, command_rx) = mpsc::channel(setup.command_capacity);
     let (incoming_tx, incoming) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -94,7 +94,7 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, mpsc::UnboundedReceiver<In
         let _ = conn.dispatch(packet);
     }
     tokio::spawn(conn.run(stream, command_rx, setup.ping_deadline));
-    (Client { commands, shared }, incoming)
+    (Client { commands, shared }, Inbox(incoming))
 }
 
 struct Conn {
@@ -107,7 +107,7 @@ struct Conn {
     /// Pending-map size at which abandoned (timed-out) entries are swept.
     prune_at: usize,
     assembler: BinaryAssembler,
-    incoming: mpsc::UnboundedSender<Incoming>,
+    incoming: mpsc::UnboundedSender<Box<Incoming>>,
     heartbeat: Duration,
 }
 
@@ -115,7 +115,7 @@ impl Conn {
     async fn run(
         mut self,
         mut stream: futures_util::stream::SplitStream<Ws>,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<Box<Command>>,
         ping_deadline: Instant,
     ) {
         let ping_timer = tokio::time::sleep_until(ping_deadline);
@@ -157,7 +157,7 @@ impl Conn {
                     }
                 }
                 command = commands.recv(), if self.outbox.len() < OUTBOX_LIMIT => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => self.on_command(*command),
                     // Every handle dropped: nobody can use this connection.
                     None => break self.close_gracefully().await,
                 },
@@ -167,7 +167,7 @@ impl Conn {
         tracing::debug!(sid = %self.shared.sid, reason = reason.as_str(), "connection closed");
         // Dropping `pending` wakes every waiting emit_with_ack with Disconnected.
         self.pending.clear();
-        let _ = self.incoming.send(Incoming::Closed(reason));
+        let _ = self.incoming.send(Box::new(Incoming::Closed(reason)));
         // Dropping the receiver is what `Client::disconnect` waits for.
         drop(commands);
     }
@@ -254,12 +254,12 @@ impl Conn {
                     return Ok(()); // numeric event names: nothing we listen for
                 };
                 self.take_offset(&mut args);
-                let _ = self.incoming.send(Incoming::Event {
+                let _ = self.incoming.send(Box::new(Incoming::Event {
                     name,
                     args,
                     ack_id,
                     attachments,
-                });
+                }));
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let args = match packet.data {

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
 
 use super::PacketError;
-use super::client::{Client, Incoming, Recovery};
+use super::client::{Client, Recovery};
 use super::engine::{EnginePacket, OpenPacket};
 use super::error::{ConnectError, Phase};
 use super::packet::{BinaryAssembler, BinaryPacket, Packet, PacketType};
@@ -99,8 +99,8 @@ pub struct ConnectInfo {
 #[derive(Debug)]
 pub struct Connection {
     pub client: Client,
-    /// Server events, then exactly one [`Incoming::Closed`].
-    pub incoming: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+    /// Server events, then exactly one [`super::Incoming::Closed`].
+    pub incoming: super::Inbox,
     pub info: ConnectInfo,
 }
 

@@ -30,7 +30,7 @@ pub mod packet;
 #[cfg(test)]
 mod tests;
 
-pub use client::{AckError, Client, CloseReason, Incoming, Recovery, SendError};
+pub use client::{AckError, Client, CloseReason, Inbox, Incoming, Recovery, SendError};
 pub use engine::{EnginePacket, OpenPacket};
 pub use error::{ConnectError, Phase};
 pub use handshake::{ConnectInfo, ConnectOptions, Connection, PhaseTimings, connect};

@@ -196,7 +196,10 @@ impl User {
     /// The whole life of the user, until the run stops it.
     pub async fn run(mut self) {
         Stats::gauge(&self.stats().offline, 1);
-        if self.login().await {
+        // Boxed, here and for the recovery steps: an inline future makes
+        // the task as large as its largest await, for the user's whole life
+        // (the REST calls' futures are kilobytes; heaptrack, README).
+        if Box::pin(self.login()).await {
             let mut driver = driver::for_user(
                 self.ctx.users.driver,
                 self.ctx.clone(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::Ctx;
 use super::backoff::Backoff;
@@ -28,7 +27,7 @@ pub struct Native {
     /// Connection-state recovery data from the last connection, if the server offers it.
     recovery: Option<Recovery>,
     client: Option<Client>,
-    incoming: Option<mpsc::UnboundedReceiver<Incoming>>,
+    incoming: Option<sio::Inbox>,
 }
 
 impl Native {

@@ -45,7 +45,7 @@ impl User {
         // could not record what they leave stranded).
         let stop = self.phase.clone();
         let recovery = tokio::select! {
-            r = self.recover(&*driver, first) => Some(r),
+            r = Box::pin(self.recover(&*driver, first)) => Some(r),
             _ = stopped(stop) => None,
         };
         let Some((rejoined, synced)) = recovery else {

@@ -8,12 +8,10 @@ mod real_server;
 
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use super::{CloseReason, Incoming};
+use super::{CloseReason, Inbox, Incoming};
 
 /// Next incoming item, failing the test after `secs` seconds.
-async fn next(incoming: &mut UnboundedReceiver<Incoming>, secs: u64) -> Incoming {
+async fn next(incoming: &mut Inbox, secs: u64) -> Incoming {
     tokio::time::timeout(Duration::from_secs(secs), incoming.recv())
         .await
         .expect("timed out waiting for an incoming item")
@@ -21,7 +19,7 @@ async fn next(incoming: &mut UnboundedReceiver<Incoming>, secs: u64) -> Incoming
 }
 
 /// Skip events until the close; returns its reason.
-async fn closed(incoming: &mut UnboundedReceiver<Incoming>, secs: u64) -> CloseReason {
+async fn closed(incoming: &mut Inbox, secs: u64) -> CloseReason {
     loop {
         if let Incoming::Closed(reason) = next(incoming, secs).await {
             return reason;
