@@ -43,11 +43,11 @@ pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     socket.connect(addr).await
 }
 
-/// Resolves `host` and connects to the first address that answers, as
+/// Resolves `to` and connects to the first address that answers, as
 /// `TcpStream::connect` does, spreading loopback connections.
-pub async fn connect_host(host: &str, port: u16) -> io::Result<TcpStream> {
+pub async fn connect_host(to: impl tokio::net::ToSocketAddrs) -> io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
+    for addr in tokio::net::lookup_host(to).await? {
         match connect(addr).await {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
@@ -95,7 +95,7 @@ mod tests {
         let mut sources = std::collections::BTreeSet::new();
         let mut held = Vec::new();
         for _ in 0..SOURCES {
-            let c = connect_host("127.0.0.1", addr.port()).await.unwrap();
+            let c = connect_host(addr).await.unwrap();
             let (_, from) = listener.accept().await.unwrap();
             assert_eq!(
                 c.local_addr().unwrap(),

@@ -56,7 +56,9 @@ pub(crate) async fn serve(
 ) {
     let server = tokio::select! {
         _ = kill.cancelled() => return,
-        r = connect_upstream(&upstream) => match r {
+        // The server on loopback, usually, which every link of every proxy
+        // process connects to: spread over source addresses like the users'.
+        r = crate::loopback::connect_host(&*upstream) => match r {
             Ok(s) => s,
             Err(e) => {
                 // Toxiproxy closes the client too: the caller sees the
@@ -102,17 +104,4 @@ pub(crate) async fn serve(
         }
     }
     // Dropping the last references closes both sockets (FIN, or RST after linger 0).
-}
-
-/// The upstream is usually the server on loopback, which every link of every
-/// proxy process connects to: spread over source addresses like the users'
-/// own connections (`crate::loopback`).
-async fn connect_upstream(upstream: &str) -> std::io::Result<TcpStream> {
-    match upstream.rsplit_once(':') {
-        Some((host, port)) => match port.parse() {
-            Ok(port) => crate::loopback::connect_host(host.trim_matches(['[', ']']), port).await,
-            Err(_) => TcpStream::connect(upstream).await,
-        },
-        None => TcpStream::connect(upstream).await,
-    }
 }

@@ -116,7 +116,7 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
     let tcp = within(
         deadline,
         Phase::Tcp,
-        crate::loopback::connect_host(&host, port),
+        crate::loopback::connect_host((host.as_str(), port)),
     )
     .await?
     .map_err(ConnectError::Tcp)?;

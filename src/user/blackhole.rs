@@ -90,17 +90,6 @@ impl Hole {
     }
 }
 
-/// Waits for the cohort's next change (forever without a cohort proxy).
-pub async fn changed(rx: &mut Option<watch::Receiver<Blackholes>>) -> Blackholes {
-    match rx {
-        Some(r) => match r.changed().await {
-            Ok(()) => *r.borrow_and_update(),
-            Err(_) => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

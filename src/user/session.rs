@@ -94,10 +94,10 @@ impl User {
                     }
                     self.schedule_next_send();
                 }
-                now = blackhole::changed(&mut holes) => if self.look_at_blackholes(now, &mut note) {
+                now = next_signal(&mut holes) => if self.look_at_blackholes(now, &mut note) {
                     return self.close_outlived(driver, note).await;
                 },
-                closed = tab_closed(&mut tab) => if closed {
+                closed = next_signal(&mut tab) => if closed {
                     driver.disconnect(&*self).await;
                     self.outbox.all_grounded();
                     return SessionEnd::TabClosed;
@@ -483,12 +483,12 @@ async fn stopped(mut phase: tokio::sync::watch::Receiver<Phase>) {
     }
 }
 
-/// Resolves when the tab signal changes, with whether it is now closed;
-/// never, for users of a cohort without client faults.
-async fn tab_closed(tab: &mut Option<tokio::sync::watch::Receiver<bool>>) -> bool {
-    match tab {
-        Some(t) => match t.changed().await {
-            Ok(()) => *t.borrow_and_update(),
+/// Resolves when a cohort signal (tab, blackholes) changes, with its new
+/// value; never, for users of a cohort without such faults.
+async fn next_signal<T: Copy>(rx: &mut Option<tokio::sync::watch::Receiver<T>>) -> T {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => *r.borrow_and_update(),
             Err(_) => std::future::pending().await,
         },
         None => std::future::pending().await,
