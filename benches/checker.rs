@@ -5,10 +5,11 @@
 //! per member) and measures, on one core:
 //! - delivery events checked per second by `Checker::observe` (the live
 //!   path, and `report merge`'s after parsing), median of 5 runs;
-//! - the same from JSON lines (parse + check), as `check_file` does (one
-//!   event parsed over and over) and `report merge` does (a fresh event per
-//!   line), and, for comparison, with serde's derived deserializer that
-//!   they used before;
+//! - the same from JSON lines (parse + check) on one core: one event parsed
+//!   over and over, a fresh event per line, and, for comparison, with
+//!   serde's derived deserializer that the checker used first;
+//! - `check_file` on those lines in a file, which parses on a thread of its
+//!   own (`history::events`, as `report merge` does per shard), median of 5;
 //! - the heap the checker holds per accepted message, that deliveries do
 //!   not add to it (10 vs 50 members per conversation, same message count),
 //!   and its growth over a long run (2 M messages, 22 M events).
@@ -159,9 +160,10 @@ fn main() {
         .iter()
         .map(|e| serde_json::to_string(e).unwrap())
         .collect();
-    // The check_file path: each line parsed over the previous event
-    // (history::parse::event_into, reusing its strings); report merge's,
-    // a fresh event per line (history::parse::event); and serde's derived
+    // One core, parse then check in turn: each line parsed over the
+    // previous event (history::parse::event_into, reusing its strings, as
+    // the parsing thread of check_file and report merge does); a fresh
+    // event per line (history::parse::event); and serde's derived
     // deserializer (the path before either), same lines.
     let parse_rate = |parse: &dyn Fn(&str, &mut Event)| {
         let mut v = Vec::new();
@@ -185,7 +187,32 @@ fn main() {
     let into_rate = parse_rate(&|l, e| reconnoiter::history::parse::event_into(l, e).unwrap());
     let flat_rate = parse_rate(&|l, e| *e = reconnoiter::history::parse::event(l).unwrap());
     let serde_rate = parse_rate(&|l, e| *e = serde_json::from_str(l).unwrap());
+
+    // `check_file` itself, on the same lines in a file: it parses on a
+    // thread of its own (`history::events`) while the checker checks the
+    // batch before.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(file.as_file());
+        serde_json::to_writer(&mut w, &header(users)).unwrap();
+        w.write_all(b"\n").unwrap();
+        for l in &lines {
+            w.write_all(l.as_bytes()).unwrap();
+            w.write_all(b"\n").unwrap();
+        }
+    }
     drop(lines);
+    let mut file_rates = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let (_, v, _) =
+            reconnoiter::check::check_file(file.path(), Rules::default(), Ending::default())
+                .unwrap();
+        assert!(v.kinds().is_empty(), "{:?}", v.kinds());
+        file_rates.push(n as f64 / start.elapsed().as_secs_f64());
+    }
+    let file_rate = median(file_rates);
 
     let events = h.len();
     drop(h);
@@ -222,7 +249,7 @@ fn main() {
         median(all) / 1e6
     );
     println!(
-        "parse + observe: {:.2} M delivery events/s over one reused event (check_file); {:.2} M/s a fresh event per line (report merge); {:.2} M/s with serde's derived Event (the old path) (median of 3)",
+        "parse + observe on one core: {:.2} M delivery events/s over one reused event; {:.2} M/s a fresh event per line; {:.2} M/s with serde's derived Event (the old path) (median of 3)",
         into_rate / 1e6,
         flat_rate / 1e6,
         serde_rate / 1e6
@@ -237,7 +264,8 @@ fn main() {
         "checker heap per accepted message: {per_message:.0} bytes from 50k to 250k messages, {per_message_long:.0} bytes from 250k to 2M (grows with messages, not deliveries)"
     );
     println!(
-        "check_file throughput: {:.2} M delivery events/s parsed and checked",
-        into_rate / 1e6
+        "check_file throughput: {:.2} M delivery events/s, {:.2} M events/s read from a file, parsed and checked (parsing on a thread of its own; median of 5)",
+        file_rate / 1e6,
+        file_rate * events as f64 / n as f64 / 1e6
     );
 }

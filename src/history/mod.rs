@@ -7,6 +7,7 @@
 //! read them, and a killed run still leaves every line written so far.
 
 pub mod event;
+pub mod events;
 pub mod parse;
 pub mod recorder;
 

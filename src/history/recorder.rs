@@ -134,8 +134,8 @@ pub fn read(path: &Path) -> anyhow::Result<(Header, Vec<Event>)> {
 
 /// Streams a history file: `on_header` sees the header first, then `on_event`
 /// every event, without holding the file in memory (hours-long soak runs).
-/// Events are lent, not given: one `Event` is parsed over and over, so its
-/// strings' memory is reused (`parse::event_into`).
+/// Events are lent, not given: they are parsed on a thread of their own
+/// into reused batches (`history::events`).
 pub fn read_each(
     path: &Path,
     on_header: impl FnOnce(&Header) -> anyhow::Result<()>,
@@ -164,24 +164,10 @@ pub fn read_each(
     let header: Header = serde_json::from_str(&line)
         .with_context(|| format!("{}:1: history header", path.display()))?;
     on_header(&header)?;
-    let mut n = 1;
-    let mut event = Event {
-        t: 0,
-        u: 0,
-        kind: EventKind::Stopped,
-    };
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        n += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        super::parse::event_into(&line, &mut event)
-            .with_context(|| format!("{}:{n}", path.display()))?;
-        on_event(&event);
+    let mut events = super::events::Events::spawn(path, reader, 1, 0);
+    while let Some(e) = events.head()? {
+        on_event(e);
+        events.pop();
     }
     Ok(header)
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use super::summary::{SUMMARY_VERSION, Summary};
 use crate::check::{Checker, Ending, Latencies, Rules};
 use crate::exit::ExitError;
+use crate::history::events::Events;
 use crate::history::{Event, EventKind, HISTORY_VERSION, Header};
 use crate::user::stats::StatsSnapshot;
 
@@ -21,21 +22,23 @@ struct Input {
     dir: PathBuf,
     header: Header,
     summary: Summary,
-    lines: std::io::Lines<BufReader<File>>,
+    /// The history after its header, until `start` hands it to `events`.
+    reader: Option<BufReader<File>>,
     /// µs to add to this shard's times to put them on the merged clock.
     offset: u64,
-    next: Option<Event>,
-    line: usize,
+    /// Parsed on a thread of this shard's own, so shards parse at once.
+    events: Option<Events>,
 }
 
 impl Input {
     fn open(dir: &Path) -> anyhow::Result<Input> {
         let path = dir.join("history.jsonl");
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
-        let first = lines
-            .next()
-            .with_context(|| format!("{} is empty", path.display()))??;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut first = String::new();
+        if reader.read_line(&mut first)? == 0 {
+            anyhow::bail!("{} is empty", path.display());
+        }
         let version = serde_json::from_str::<serde_json::Value>(&first)
             .ok()
             .and_then(|v| v.get("history_version")?.as_u64());
@@ -54,34 +57,34 @@ impl Input {
             dir: dir.to_owned(),
             header,
             summary,
-            lines,
+            reader: Some(reader),
             offset: 0,
-            next: None,
-            line: 1,
+            events: None,
         })
     }
 
-    /// Reads the next event (skipping other shards' `remote` placeholders)
-    /// onto the merged clock.
-    fn advance(&mut self) -> anyhow::Result<()> {
-        self.next = None;
-        for line in self.lines.by_ref() {
-            let line = line?;
-            self.line += 1;
-            if line.trim().is_empty() {
-                continue;
+    /// Starts parsing, on the merged clock (`offset` is set by then).
+    fn start(&mut self) {
+        let reader = self.reader.take().expect("started once");
+        let path = self.dir.join("history.jsonl");
+        self.events = Some(Events::spawn(&path, reader, 1, self.offset));
+    }
+
+    /// Loads the next event, skipping other shards' `remote` placeholders.
+    fn load(&mut self) -> anyhow::Result<()> {
+        let events = self.events.as_mut().expect("started");
+        while let Some(e) = events.head()? {
+            if !matches!(&e.kind, EventKind::Fault { phase, .. } if phase == "remote") {
+                break;
             }
-            let mut e: Event = crate::history::parse::event(&line).with_context(|| {
-                format!("{}:{}", self.dir.join("history.jsonl").display(), self.line)
-            })?;
-            if matches!(&e.kind, EventKind::Fault { phase, .. } if phase == "remote") {
-                continue;
-            }
-            e.t += self.offset;
-            self.next = Some(e);
-            break;
+            events.pop();
         }
         Ok(())
+    }
+
+    /// The event `load` loaded, if any is left.
+    fn next(&self) -> Option<&Event> {
+        self.events.as_ref()?.peeked()
     }
 }
 
@@ -188,7 +191,10 @@ pub fn merge(
         .unwrap_or(0);
     for i in &mut inputs {
         i.offset = ((i.header.started_at_ms - start_ms) * 1_000) as u64;
-        i.advance()?;
+        i.start();
+    }
+    for i in &mut inputs {
+        i.load()?;
     }
     let mut rules = Rules::from_pairs(&inputs[0].header.checks).map_err(ExitError::bad_input)?;
     for c in checks {
@@ -224,16 +230,17 @@ pub fn merge(
     while let Some(k) = inputs
         .iter()
         .enumerate()
-        .filter_map(|(k, i)| i.next.as_ref().map(|e| (e.t, k)))
+        .filter_map(|(k, i)| i.next().map(|e| (e.t, k)))
         .min()
         .map(|(_, k)| k)
     {
-        let e = inputs[k].next.take().expect("a head");
-        checker.observe(&e);
-        serde_json::to_writer(&mut history, &e)?;
+        let e = inputs[k].next().expect("a head");
+        checker.observe(e);
+        serde_json::to_writer(&mut history, e)?;
         history.write_all(b"\n")?;
         events += 1;
-        inputs[k].advance()?;
+        inputs[k].events.as_mut().expect("started").pop();
+        inputs[k].load()?;
     }
     history.flush()?;
     let interrupted = inputs.iter().any(|i| i.summary.interrupted);
