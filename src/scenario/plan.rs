@@ -13,6 +13,12 @@ use super::faults::{Action, Cohort, Context, Step};
 use super::file::{ApiPaths, Driver, EventNames, Resend, ScenarioFile, SyncMode};
 use crate::server::Bug;
 
+mod capacity;
+mod target;
+
+use capacity::resolve_capacity;
+use target::resolve_target;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub name: String,
@@ -437,81 +443,6 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
     })
 }
 
-/// Checks `[capacity]`: stages that grow, a knee the checker can measure,
-/// and no faults or cohorts (a knee under faults mixes two questions:
-/// capacity is asked of the server alone, and cohorts only serve faults).
-fn resolve_capacity(
-    path: &Path,
-    text: &str,
-    c: &Spanned<super::file::CapacitySection>,
-    first: u32,
-    duration: Duration,
-    checks: &crate::check::Rules,
-    has_faults_or_cohorts: bool,
-) -> Result<CapacityPlan, ScenarioError> {
-    let err = |span: Range<usize>, msg: String, fix: &str| {
-        ScenarioError::at(path, text, Some(span), msg).with_fix(fix)
-    };
-    if has_faults_or_cohorts {
-        return Err(err(
-            c.span(),
-            "a [capacity] scenario cannot have [[faults]] or [[cohorts]]".into(),
-            "measure capacity without faults; put faults in their own scenario",
-        ));
-    }
-    let s = c.get_ref();
-    let (step, max) = (*s.step.get_ref(), *s.max.get_ref());
-    if step == 0 {
-        return Err(err(
-            s.step.span(),
-            "capacity.step must be at least 1".into(),
-            "set step to the users added per stage, e.g. step = 200",
-        ));
-    }
-    if max < first {
-        return Err(err(
-            s.max.span(),
-            format!("capacity.max ({max}) is less than the first stage's [users] count ({first})"),
-            "raise max, or lower [users] count (the first stage)",
-        ));
-    }
-    let knee_text = s.knee.get_ref().trim();
-    let at = knee_text.find(['<', '=']).unwrap_or(knee_text.len());
-    let (key, value) = knee_text.split_at(at);
-    let value = value.strip_prefix('=').unwrap_or(value).trim();
-    let key = key.trim();
-    // Parsed now, with the checker's own rules, so a typo is an error here
-    // and not a run later.
-    let mut probe = checks.clone();
-    let parsed = probe.set(key, value);
-    if key.is_empty() || value.is_empty() || parsed.is_err() || !key.contains('.') {
-        return Err(err(
-            s.knee.span(),
-            format!(
-                "capacity.knee {knee_text:?} is not a latency threshold{}",
-                parsed.err().map(|e| format!(": {e}")).unwrap_or_default()
-            ),
-            "write METRIC.STAT < LIMIT, e.g. knee = \"delivery.p99 < 250ms\"",
-        ));
-    }
-    let hold = s.hold.as_ref().map(|h| h.get_ref().0).unwrap_or(duration);
-    if hold.is_zero() {
-        let span = s.hold.as_ref().map_or(c.span(), |h| h.span());
-        return Err(err(
-            span,
-            "capacity.hold must be more than zero".into(),
-            "write e.g. hold = \"30s\"",
-        ));
-    }
-    Ok(CapacityPlan {
-        first,
-        step,
-        max,
-        hold,
-        knee: (key.to_owned(), value.to_owned()),
-    })
-}
-
 /// What a blackhole must outlast: the embedded server's heartbeat
 /// (interval + timeout, after which both sides give up on a silent
 /// connection), plus room for timers firing late.
@@ -620,107 +551,6 @@ fn resolve_reconnection(
         .with_fix("delay_max caps the backoff, so it must be at least delay"));
     }
     Ok(policy)
-}
-
-fn resolve_target(
-    path: &Path,
-    text: &str,
-    t: super::file::TargetSection,
-) -> Result<TargetPlan, ScenarioError> {
-    if let (Some(_), Some(c)) = (&t.url, &t.command) {
-        return Err(ScenarioError::at(
-            path,
-            text,
-            Some(c.span()),
-            "target.command and target.url are mutually exclusive",
-        )
-        .with_fix("keep url to drive a server that is already running, or command to have the harness start (and restart) yours"));
-    }
-    let command = match t.command {
-        Some(c) if c.get_ref().trim().is_empty() => {
-            return Err(ScenarioError::at(path, text, Some(c.span()), "target.command is empty")
-                .with_fix("write the shell command that starts your server, e.g. command = \"node server.js\""));
-        }
-        Some(c) => {
-            if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
-                return Err(ScenarioError::at(
-                    path,
-                    text,
-                    Some(bugs.span()),
-                    "target.bugs only applies to the embedded server",
-                )
-                .with_fix(
-                    "remove bugs (they are switches of `reconnoiter serve`), or remove command",
-                ));
-            }
-            if let Some(r) = &t.restart_command {
-                return Err(ScenarioError::at(
-                    path,
-                    text,
-                    Some(r.span()),
-                    "target.restart_command is for a server the harness does not start",
-                )
-                .with_fix("remove restart_command: with command, server-restart faults stop the command's processes and start it again"));
-            }
-            Some(c.into_inner())
-        }
-        None => None,
-    };
-    let url = match t.url {
-        Some(u) => {
-            let s = u.get_ref().trim_end_matches('/').to_string();
-            if !(s.starts_with("http://") || s.starts_with("https://"))
-                || s.len() <= "http://".len()
-            {
-                return Err(ScenarioError::at(
-                    path,
-                    text,
-                    Some(u.span()),
-                    format!("target.url {:?} is not an http(s) URL", u.get_ref()),
-                )
-                .with_fix("write the server's base URL, e.g. url = \"http://127.0.0.1:3000\""));
-            }
-            Some(s)
-        }
-        None => None,
-    };
-    if url.is_some() {
-        if let Some(p) = t.ping_interval.as_ref().or(t.ping_timeout.as_ref()) {
-            return Err(ScenarioError::at(
-                path,
-                text,
-                Some(p.span()),
-                "target.ping_interval and ping_timeout only apply to a server the harness starts",
-            )
-            .with_fix("remove them (your server sets its heartbeat), or remove url"));
-        }
-        if let Some(ttl) = &t.token_ttl {
-            return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to a server the harness starts")
-                .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server or a command"));
-        }
-        if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
-            return Err(ScenarioError::at(
-                path,
-                text,
-                Some(bugs.span()),
-                "target.bugs only applies to the embedded server",
-            )
-            .with_fix("remove bugs, or remove url to use the embedded server"));
-        }
-    }
-    Ok(TargetPlan {
-        url,
-        command,
-        token_ttl: t.token_ttl.map(|d| d.into_inner().0),
-        bugs: t.bugs.map(Spanned::into_inner).unwrap_or_default(),
-        namespace: t.namespace.unwrap_or_else(|| "/".into()),
-        path: t.path.unwrap_or_else(|| "/socket.io/".into()),
-        ping_interval: t.ping_interval.map(|d| d.into_inner().0),
-        ping_timeout: t.ping_timeout.map(|d| d.into_inner().0),
-        restart_command: t.restart_command.map(Spanned::into_inner),
-        events: t.events,
-        api: t.api,
-    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,111 @@
+//! `[target]`: the embedded server, a command the harness starts, or a URL,
+//! and the settings that only make sense for one of them.
+
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::TargetPlan;
+use crate::scenario::error::ScenarioError;
+use crate::scenario::file::TargetSection;
+
+pub(super) fn resolve_target(
+    path: &Path,
+    text: &str,
+    t: TargetSection,
+) -> Result<TargetPlan, ScenarioError> {
+    if let (Some(_), Some(c)) = (&t.url, &t.command) {
+        return Err(ScenarioError::at(
+            path,
+            text,
+            Some(c.span()),
+            "target.command and target.url are mutually exclusive",
+        )
+        .with_fix("keep url to drive a server that is already running, or command to have the harness start (and restart) yours"));
+    }
+    let command = match t.command {
+        Some(c) if c.get_ref().trim().is_empty() => {
+            return Err(ScenarioError::at(path, text, Some(c.span()), "target.command is empty")
+                .with_fix("write the shell command that starts your server, e.g. command = \"node server.js\""));
+        }
+        Some(c) => {
+            if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(bugs.span()),
+                    "target.bugs only applies to the embedded server",
+                )
+                .with_fix(
+                    "remove bugs (they are switches of `reconnoiter serve`), or remove command",
+                ));
+            }
+            if let Some(r) = &t.restart_command {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(r.span()),
+                    "target.restart_command is for a server the harness does not start",
+                )
+                .with_fix("remove restart_command: with command, server-restart faults stop the command's processes and start it again"));
+            }
+            Some(c.into_inner())
+        }
+        None => None,
+    };
+    let url = match t.url {
+        Some(u) => {
+            let s = u.get_ref().trim_end_matches('/').to_string();
+            if !(s.starts_with("http://") || s.starts_with("https://"))
+                || s.len() <= "http://".len()
+            {
+                return Err(ScenarioError::at(
+                    path,
+                    text,
+                    Some(u.span()),
+                    format!("target.url {:?} is not an http(s) URL", u.get_ref()),
+                )
+                .with_fix("write the server's base URL, e.g. url = \"http://127.0.0.1:3000\""));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    if url.is_some() {
+        if let Some(p) = t.ping_interval.as_ref().or(t.ping_timeout.as_ref()) {
+            return Err(ScenarioError::at(
+                path,
+                text,
+                Some(p.span()),
+                "target.ping_interval and ping_timeout only apply to a server the harness starts",
+            )
+            .with_fix("remove them (your server sets its heartbeat), or remove url"));
+        }
+        if let Some(ttl) = &t.token_ttl {
+            return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to a server the harness starts")
+                .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server or a command"));
+        }
+        if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
+            return Err(ScenarioError::at(
+                path,
+                text,
+                Some(bugs.span()),
+                "target.bugs only applies to the embedded server",
+            )
+            .with_fix("remove bugs, or remove url to use the embedded server"));
+        }
+    }
+    Ok(TargetPlan {
+        url,
+        command,
+        token_ttl: t.token_ttl.map(|d| d.into_inner().0),
+        bugs: t.bugs.map(Spanned::into_inner).unwrap_or_default(),
+        namespace: t.namespace.unwrap_or_else(|| "/".into()),
+        path: t.path.unwrap_or_else(|| "/socket.io/".into()),
+        ping_interval: t.ping_interval.map(|d| d.into_inner().0),
+        ping_timeout: t.ping_timeout.map(|d| d.into_inner().0),
+        restart_command: t.restart_command.map(Spanned::into_inner),
+        events: t.events,
+        api: t.api,
+    })
+}
