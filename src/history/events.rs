@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::Context;
 
-use super::{Event, EventKind};
+use super::{Event, EventKind, HISTORY_VERSION, Header};
 
 /// Events per batch: large enough that a channel's wake-up is rare, small
 /// enough that the checker starts at once.
@@ -24,6 +24,31 @@ const BATCH: usize = 1024;
 
 /// Batches in circulation: one being checked, one being parsed, one ready.
 const BATCHES: usize = 3;
+
+/// Opens a history file: its header, refused unless this version's, and
+/// a reader at the first event (for [`Events::spawn`]).
+pub fn open(path: &Path) -> anyhow::Result<(Header, BufReader<File>)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.trim().is_empty() {
+        anyhow::bail!("{} is empty: not a history file", path.display());
+    }
+    let version = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v.get("history_version")?.as_u64());
+    if version != Some(HISTORY_VERSION as u64) {
+        anyhow::bail!(
+            "{} is history version {}, this reconnoiter reads version {HISTORY_VERSION} (re-run the scenario with this version)",
+            path.display(),
+            version.map_or("unknown".into(), |v| v.to_string()),
+        );
+    }
+    let header = serde_json::from_str(&line)
+        .with_context(|| format!("{}:1: history header", path.display()))?;
+    Ok((header, reader))
+}
 
 #[derive(Default)]
 struct Batch {

@@ -141,28 +141,7 @@ pub fn read_each(
     on_header: impl FnOnce(&Header) -> anyhow::Result<()>,
     mut on_event: impl FnMut(&Event),
 ) -> anyhow::Result<Header> {
-    use anyhow::Context;
-    use std::io::BufRead;
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    if line.trim().is_empty() {
-        anyhow::bail!("{} is empty: not a history file", path.display());
-    }
-    let version = serde_json::from_str::<serde_json::Value>(&line)
-        .ok()
-        .and_then(|v| v.get("history_version").and_then(|v| v.as_u64()));
-    if version != Some(super::HISTORY_VERSION as u64) {
-        anyhow::bail!(
-            "{} is history version {}, this reconnoiter reads version {} (re-run the scenario with this version)",
-            path.display(),
-            version.map_or("unknown".into(), |v| v.to_string()),
-            super::HISTORY_VERSION
-        );
-    }
-    let header: Header = serde_json::from_str(&line)
-        .with_context(|| format!("{}:1: history header", path.display()))?;
+    let (header, reader) = super::events::open(path)?;
     on_header(&header)?;
     let mut events = super::events::Events::spawn(path, reader, 1, 0);
     while let Some(e) = events.head()? {

@@ -5,7 +5,7 @@
 //! histograms are the union's exactly (never averaged percentiles).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -33,25 +33,7 @@ struct Input {
 impl Input {
     fn open(dir: &Path) -> anyhow::Result<Input> {
         let path = dir.join("history.jsonl");
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut first = String::new();
-        if reader.read_line(&mut first)? == 0 {
-            anyhow::bail!("{} is empty", path.display());
-        }
-        let version = serde_json::from_str::<serde_json::Value>(&first)
-            .ok()
-            .and_then(|v| v.get("history_version")?.as_u64());
-        if version != Some(HISTORY_VERSION as u64) {
-            return Err(ExitError::bad_input(format!(
-                "{} is history version {}; this reconnoiter merges version {HISTORY_VERSION} (re-run that shard with this version)",
-                path.display(),
-                version.map_or("unknown".into(), |v| v.to_string())
-            ))
-            .into());
-        }
-        let header: Header = serde_json::from_str(&first)
-            .with_context(|| format!("{}:1: history header", path.display()))?;
+        let (header, reader) = crate::history::events::open(&path)?;
         let summary = Summary::read(dir).map_err(|e| ExitError::bad_input(format!("{e:#}")))?;
         Ok(Input {
             dir: dir.to_owned(),
