@@ -1,6 +1,7 @@
 //! `[target]`: the embedded server, a command the harness starts, or a URL,
 //! and the settings that only make sense for one of them.
 
+use std::ops::Range;
 use std::path::Path;
 
 use toml::Spanned;
@@ -14,40 +15,38 @@ pub(super) fn resolve_target(
     text: &str,
     t: TargetSection,
 ) -> Result<TargetPlan, ScenarioError> {
+    let err = |span: Range<usize>, msg: String, fix: &str| {
+        ScenarioError::at(path, text, Some(span), msg).with_fix(fix)
+    };
     if let (Some(_), Some(c)) = (&t.url, &t.command) {
-        return Err(ScenarioError::at(
-            path,
-            text,
-            Some(c.span()),
-            "target.command and target.url are mutually exclusive",
-        )
-        .with_fix("keep url to drive a server that is already running, or command to have the harness start (and restart) yours"));
+        return Err(err(
+            c.span(),
+            "target.command and target.url are mutually exclusive".into(),
+            "keep url to drive a server that is already running, or command to have the harness start (and restart) yours",
+        ));
     }
     let command = match t.command {
         Some(c) if c.get_ref().trim().is_empty() => {
-            return Err(ScenarioError::at(path, text, Some(c.span()), "target.command is empty")
-                .with_fix("write the shell command that starts your server, e.g. command = \"node server.js\""));
+            return Err(err(
+                c.span(),
+                "target.command is empty".into(),
+                "write the shell command that starts your server, e.g. command = \"node server.js\"",
+            ));
         }
         Some(c) => {
             if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
-                return Err(ScenarioError::at(
-                    path,
-                    text,
-                    Some(bugs.span()),
-                    "target.bugs only applies to the embedded server",
-                )
-                .with_fix(
+                return Err(err(
+                    bugs.span(),
+                    "target.bugs only applies to the embedded server".into(),
                     "remove bugs (they are switches of `reconnoiter serve`), or remove command",
                 ));
             }
             if let Some(r) = &t.restart_command {
-                return Err(ScenarioError::at(
-                    path,
-                    text,
-                    Some(r.span()),
-                    "target.restart_command is for a server the harness does not start",
-                )
-                .with_fix("remove restart_command: with command, server-restart faults stop the command's processes and start it again"));
+                return Err(err(
+                    r.span(),
+                    "target.restart_command is for a server the harness does not start".into(),
+                    "remove restart_command: with command, server-restart faults stop the command's processes and start it again",
+                ));
             }
             Some(c.into_inner())
         }
@@ -59,13 +58,11 @@ pub(super) fn resolve_target(
             if !(s.starts_with("http://") || s.starts_with("https://"))
                 || s.len() <= "http://".len()
             {
-                return Err(ScenarioError::at(
-                    path,
-                    text,
-                    Some(u.span()),
+                return Err(err(
+                    u.span(),
                     format!("target.url {:?} is not an http(s) URL", u.get_ref()),
-                )
-                .with_fix("write the server's base URL, e.g. url = \"http://127.0.0.1:3000\""));
+                    "write the server's base URL, e.g. url = \"http://127.0.0.1:3000\"",
+                ));
             }
             Some(s)
         }
@@ -73,26 +70,26 @@ pub(super) fn resolve_target(
     };
     if url.is_some() {
         if let Some(p) = t.ping_interval.as_ref().or(t.ping_timeout.as_ref()) {
-            return Err(ScenarioError::at(
-                path,
-                text,
-                Some(p.span()),
-                "target.ping_interval and ping_timeout only apply to a server the harness starts",
-            )
-            .with_fix("remove them (your server sets its heartbeat), or remove url"));
+            return Err(err(
+                p.span(),
+                "target.ping_interval and ping_timeout only apply to a server the harness starts"
+                    .into(),
+                "remove them (your server sets its heartbeat), or remove url",
+            ));
         }
         if let Some(ttl) = &t.token_ttl {
-            return Err(ScenarioError::at(path, text, Some(ttl.span()), "target.token_ttl only applies to a server the harness starts")
-                .with_fix("remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server or a command"));
+            return Err(err(
+                ttl.span(),
+                "target.token_ttl only applies to a server the harness starts".into(),
+                "remove token_ttl (your server decides token lifetimes), or remove url to use the embedded server or a command",
+            ));
         }
         if let Some(bugs) = t.bugs.as_ref().filter(|b| !b.get_ref().is_empty()) {
-            return Err(ScenarioError::at(
-                path,
-                text,
-                Some(bugs.span()),
-                "target.bugs only applies to the embedded server",
-            )
-            .with_fix("remove bugs, or remove url to use the embedded server"));
+            return Err(err(
+                bugs.span(),
+                "target.bugs only applies to the embedded server".into(),
+                "remove bugs, or remove url to use the embedded server",
+            ));
         }
     }
     Ok(TargetPlan {
