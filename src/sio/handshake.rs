@@ -58,7 +58,7 @@ impl Default for ConnectOptions {
             auth: None,
             timeout: Duration::from_secs(20),
             recovery: None,
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 1024,
             // socket.io's default maxPayload.
             max_message_size: 1_000_000,
             command_capacity: 64,
@@ -131,10 +131,10 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
         .write_buffer_size(0)
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    let upgrade = tokio_tungstenite::client_async_with_config(ws_url, tcp, Some(config));
-    let (mut ws, _response) = within(deadline, Phase::Upgrade, upgrade)
-        .await?
-        .map_err(upgrade_error)?;
+    let target = ws_url.strip_prefix("ws://").unwrap_or(&ws_url);
+    let (authority, path) = target.split_at(target.find('/').unwrap_or(target.len()));
+    let upgrade = super::upgrade::upgrade(tcp, authority, path, config);
+    let mut ws = within(deadline, Phase::Upgrade, upgrade).await??;
     timings.upgrade = t.elapsed();
 
     let t = Instant::now();
@@ -251,32 +251,6 @@ async fn within<F: Future>(
     tokio::time::timeout_at(deadline, fut)
         .await
         .map_err(|_| ConnectError::Timeout { phase })
-}
-
-fn upgrade_error(e: WsError) -> ConnectError {
-    match e {
-        WsError::Http(response) => {
-            let body = response
-                .body()
-                .as_deref()
-                .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
-                .unwrap_or_default();
-            ConnectError::Upgrade {
-                status: Some(response.status().as_u16()),
-                message: body,
-            }
-        }
-        WsError::Protocol(ProtocolError::HandshakeIncomplete) => ConnectError::Closed {
-            phase: Phase::Upgrade,
-        },
-        e @ (WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed) => {
-            ws_error(Phase::Upgrade, e)
-        }
-        other => ConnectError::Upgrade {
-            status: None,
-            message: other.to_string(),
-        },
-    }
 }
 
 /// Map a socket error: EOF-like ends are `Closed`, the rest `Io` with its kind.

@@ -13,6 +13,8 @@
 //! - [`packet`]: Socket.IO packet codec and binary attachment assembly.
 //! - [`handshake`]: [`connect`]: TCP → WebSocket → Engine.IO open →
 //!   Socket.IO CONNECT, each phase timed.
+//! - `upgrade`: the WebSocket opening handshake, reading into a buffer
+//!   the connection keeps (tungstenite's own keeps 4 KiB per connection).
 //! - [`error`]: [`ConnectError`], one variant per way an attempt fails.
 //! - `conn`: the one task per connection that owns the socket.
 //! - [`client`]: the cheap-to-clone [`Client`] handle and what it reports.
@@ -26,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod handshake;
 pub mod packet;
+mod upgrade;
 
 #[cfg(test)]
 mod tests;
