@@ -379,7 +379,7 @@ async fn run_users(
             blackholes: blackholes.get(&cohort.name).map(|b| b.subscribe()),
             sync: plan.sync_of(i),
         };
-        users.spawn(User::new(i, conversations, ctx.clone(), route).run());
+        users.spawn(Box::new(User::new(i, conversations, ctx.clone(), route)).run());
         tokio::time::sleep_until(ramp_start + gap * (i + 1)).await;
     }
     if opts.shard.is_some() {
