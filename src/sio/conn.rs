@@ -93,7 +93,7 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
     for packet in setup.early {
         let _ = conn.dispatch(packet);
     }
-    tokio::spawn(conn.run(stream, command_rx, setup.ping_deadline));
+    tokio::spawn(Box::new(conn).run(stream, command_rx, setup.ping_deadline));
     (Client { commands, shared }, Inbox(incoming))
 }
 
@@ -112,8 +112,12 @@ struct Conn {
 }
 
 impl Conn {
+    /// Boxed self, and the close boxed: an async fn's state keeps its
+    /// arguments apart from the locals they move to, and inlines every
+    /// future it awaits; held for the connection's life, that was 1,120
+    /// bytes per connection (now 408 and a 304-byte box).
     async fn run(
-        mut self,
+        mut self: Box<Self>,
         mut stream: futures_util::stream::SplitStream<Ws>,
         mut commands: mpsc::Receiver<Box<Command>>,
         ping_deadline: Instant,
@@ -143,7 +147,7 @@ impl Conn {
                     }
                 }
                 // Not a command: it must overtake emits stuck behind a full outbox.
-                () = &mut close => break self.close_gracefully().await,
+                () = &mut close => break Box::pin(self.close_gracefully()).await,
                 res = Flush { sink: &mut self.sink, outbox: &mut self.outbox },
                     if dirty || !self.outbox.is_empty() =>
                 {
@@ -165,7 +169,7 @@ impl Conn {
                 command = commands.recv(), if self.outbox.len() < OUTBOX_LIMIT => match command {
                     Some(command) => self.on_command(*command),
                     // Every handle dropped: nobody can use this connection.
-                    None => break self.close_gracefully().await,
+                    None => break Box::pin(self.close_gracefully()).await,
                 },
             }
         };
