@@ -147,9 +147,16 @@ async fn offline_flapping_leaves_rust_socketio_stuck_in_a_blackholed_attempt() {
     // The library's reconnection attempt that began inside the blackhole
     // has no timeout: it never ends, not even after the heal. Those users
     // never receive what the others send (loss) and never get their own
-    // outbox accepted (stranded); the driver reports them stuck.
+    // outbox accepted (stranded); the driver reports them stuck. Its random
+    // ack ids may also collide among the resends (duplicates the server did
+    // not cause: one full e2e run of 2026-11-29 had one), as in the acks test.
+    let mut kinds = s.verdict.kinds();
+    if kinds.contains(&Guarantee::Duplicates) {
+        assert_stored_once(&s, &events);
+        kinds.retain(|k| *k != Guarantee::Duplicates);
+    }
     assert_eq!(
-        s.verdict.kinds(),
+        kinds,
         vec![Guarantee::Loss, Guarantee::Stranded],
         "{}",
         s.render()
@@ -167,7 +174,12 @@ async fn offline_flapping_leaves_rust_socketio_stuck_in_a_blackholed_attempt() {
         stuck.iter().all(|u| u[1..].parse::<u32>().unwrap() < 10),
         "{stuck:?}"
     );
-    for v in &s.verdict.violations {
+    for v in s
+        .verdict
+        .violations
+        .iter()
+        .filter(|v| v.kind != Guarantee::Duplicates)
+    {
         let who = match v.kind {
             Guarantee::Loss => v.recipient.clone(),
             _ => v.sender.clone(),
@@ -396,7 +408,18 @@ for = "1s"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_removal_holds_with_the_library() {
     let (s, events) = run(MEMBERSHIP, "rust_socketio").await;
-    assert_passes(&s);
+    // The guarantees hold. A user may still be stuck: in one full e2e run
+    // (2026-11-29) 2 of 20 were, the library's own finding (an attempt
+    // with no timeout, or a disconnect it cannot do while reconnecting;
+    // see the flapping test), never seen when this test runs alone. Such a
+    // user must be reported by a `stuck` event, and loses nothing here.
+    assert!(s.verdict.kinds().is_empty(), "{}", s.render());
+    assert_eq!(s.exit(), Exit::Pass, "{}", s.render());
+    assert!(
+        s.live.stuck <= stuck_users(&events, "").len() as u64 * 2,
+        "{}",
+        s.render()
+    );
     // Not ">= 10" (one per moved user): the library randomises its delays
     // with its own unseeded rng, and in one CI run only 7 of the 10 were
     // back before the run ended. The guarantees above are what is asserted.
