@@ -175,6 +175,92 @@ fn broken(message: String) -> ConnectError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::Message;
+
+    /// A raw TCP server on 127.0.0.1:0 that reads the upgrade request and
+    /// answers with `answer(key)`'s byte chunks, one write each; then the
+    /// client's result.
+    async fn against(answer: fn(&str) -> Vec<Vec<u8>>) -> Result<Ws, ConnectError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                tcp.read_exact(&mut byte).await.unwrap();
+                request.push(byte[0]);
+            }
+            let request = String::from_utf8(request).unwrap();
+            let key = request
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap();
+            for chunk in answer(key) {
+                tcp.write_all(&chunk).await.unwrap();
+                tcp.flush().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            // Keep the socket open while the client reads.
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let config = WebSocketConfig::default().read_buffer_size(1024);
+        upgrade(tcp, &addr.to_string(), "/socket.io/?EIO=4", config).await
+    }
+
+    fn switching(accept: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_frame_in_the_same_segment_as_the_101_is_not_lost() {
+        let ws = against(|key| {
+            let mut segment = switching(&derive_accept_key(key.as_bytes()));
+            segment.extend_from_slice(b"\x81\x0a0{\"sid\":1}");
+            vec![segment]
+        })
+        .await;
+        let mut ws = ws.expect("upgraded");
+        let first = ws.next().await.expect("a frame").expect("readable");
+        assert_eq!(first, Message::text("0{\"sid\":1}"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_accept_key_is_refused() {
+        let err = against(|_| vec![switching("bm90IHRoZSByaWdodCBrZXk=")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ConnectError::Upgrade { status: None, ref message } if message.contains("Sec-WebSocket-Accept")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_its_status_and_its_body_across_segments() {
+        let err = against(|_| {
+            vec![
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 20\r\n\r\ntoken ".to_vec(),
+                b"revoked for u7".to_vec(),
+            ]
+        })
+        .await
+        .unwrap_err();
+        match err {
+            ConnectError::Upgrade { status, message } => {
+                assert_eq!(status, Some(403));
+                assert_eq!(message, "token revoked for u7");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn incomplete_head_waits_for_more() {
