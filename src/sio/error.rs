@@ -83,6 +83,15 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// An I/O error after TCP connected: an EOF is the peer closing.
+    pub(crate) fn io(phase: Phase, source: io::Error) -> ConnectError {
+        if source.kind() == io::ErrorKind::UnexpectedEof {
+            ConnectError::Closed { phase }
+        } else {
+            ConnectError::Io { phase, source }
+        }
+    }
+
     /// The I/O error kind, for `Tcp` and `Io` errors (e.g. `ConnectionRefused`).
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {

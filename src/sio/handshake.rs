@@ -109,7 +109,12 @@ pub struct Connection {
 pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, ConnectError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let (host, port, ws_url) = ws_url(url, &opts.path)?;
+    let Endpoint {
+        host,
+        port,
+        authority,
+        path,
+    } = endpoint(url, &opts.path)?;
     let mut timings = PhaseTimings::default();
 
     let t = Instant::now();
@@ -131,9 +136,7 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
         .write_buffer_size(0)
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    let target = ws_url.strip_prefix("ws://").unwrap_or(&ws_url);
-    let (authority, path) = target.split_at(target.find('/').unwrap_or(target.len()));
-    let upgrade = super::upgrade::upgrade(tcp, authority, path, config);
+    let upgrade = super::upgrade::upgrade(tcp, &authority, &path, config);
     let mut ws = within(deadline, Phase::Upgrade, upgrade).await??;
     timings.upgrade = t.elapsed();
 
@@ -186,8 +189,20 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
     })
 }
 
-/// Turn `http://host:port[/]` into `(host, port, ws://host:port/path?EIO=4&transport=websocket)`.
-fn ws_url(url: &str, path: &str) -> Result<(String, u16, String), ConnectError> {
+/// Where a connection goes: what to connect to, and what to ask for.
+#[derive(Debug, PartialEq, Eq)]
+struct Endpoint {
+    /// For the TCP connect (IPv6 without brackets).
+    host: String,
+    port: u16,
+    /// `host[:port]` as the URL wrote it: the upgrade's `Host` header.
+    authority: String,
+    /// The upgrade's request target: `/path?EIO=4&transport=websocket`.
+    path: String,
+}
+
+/// Take `http://host:port[/]` (or `ws://`) apart into an [`Endpoint`].
+fn endpoint(url: &str, path: &str) -> Result<Endpoint, ConnectError> {
     let bad = |reason: &str| ConnectError::InvalidUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
@@ -222,8 +237,12 @@ fn ws_url(url: &str, path: &str) -> Result<(String, u16, String), ConnectError> 
     } else {
         format!("/{path}")
     };
-    let ws = format!("ws://{authority}{path}?EIO=4&transport=websocket");
-    Ok((host, port, ws))
+    Ok(Endpoint {
+        host,
+        port,
+        authority: authority.to_owned(),
+        path: format!("{path}?EIO=4&transport=websocket"),
+    })
 }
 
 /// The CONNECT payload: auth with `pid`/`offset` merged in, as socket.io-client does.
@@ -256,10 +275,7 @@ async fn within<F: Future>(
 /// Map a socket error: EOF-like ends are `Closed`, the rest `Io` with its kind.
 fn ws_error(phase: Phase, e: WsError) -> ConnectError {
     match e {
-        WsError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
-            ConnectError::Closed { phase }
-        }
-        WsError::Io(source) => ConnectError::Io { phase, source },
+        WsError::Io(source) => ConnectError::io(phase, source),
         WsError::ConnectionClosed
         | WsError::AlreadyClosed
         | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
@@ -398,18 +414,34 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn builds_the_websocket_url() {
-        let (h, p, u) = ws_url("http://127.0.0.1:3000", "/socket.io/").unwrap();
-        assert_eq!((h.as_str(), p), ("127.0.0.1", 3000));
+    fn takes_the_url_apart() {
+        let e = |host: &str, port, authority: &str, path: &str| Endpoint {
+            host: host.into(),
+            port,
+            authority: authority.into(),
+            path: path.into(),
+        };
         assert_eq!(
-            u,
-            "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket"
+            endpoint("http://127.0.0.1:3000", "/socket.io/").unwrap(),
+            e(
+                "127.0.0.1",
+                3000,
+                "127.0.0.1:3000",
+                "/socket.io/?EIO=4&transport=websocket"
+            )
         );
-        let (h, p, u) = ws_url("ws://example.test/", "chat").unwrap();
-        assert_eq!((h.as_str(), p), ("example.test", 80));
-        assert_eq!(u, "ws://example.test/chat?EIO=4&transport=websocket");
-        let (h, p, _) = ws_url("http://[::1]:8080", "/socket.io/").unwrap();
-        assert_eq!((h.as_str(), p), ("::1", 8080));
+        assert_eq!(
+            endpoint("ws://example.test/", "chat").unwrap(),
+            e(
+                "example.test",
+                80,
+                "example.test",
+                "/chat?EIO=4&transport=websocket"
+            )
+        );
+        let v6 = endpoint("http://[::1]:8080", "/socket.io/").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 8080));
+        assert_eq!(v6.authority, "[::1]:8080");
         for bad in [
             "https://x",
             "localhost:3000",
@@ -417,7 +449,7 @@ mod tests {
             "http://h:99999",
             "http://h/admin",
         ] {
-            assert!(ws_url(bad, "/socket.io/").is_err(), "{bad}");
+            assert!(endpoint(bad, "/socket.io/").is_err(), "{bad}");
         }
     }
 

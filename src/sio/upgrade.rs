@@ -153,16 +153,7 @@ async fn read_more(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, Conn
 }
 
 fn io_error(source: io::Error) -> ConnectError {
-    if source.kind() == io::ErrorKind::UnexpectedEof {
-        ConnectError::Closed {
-            phase: Phase::Upgrade,
-        }
-    } else {
-        ConnectError::Io {
-            phase: Phase::Upgrade,
-            source,
-        }
-    }
+    ConnectError::io(Phase::Upgrade, source)
 }
 
 fn broken(message: String) -> ConnectError {
