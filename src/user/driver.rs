@@ -50,6 +50,19 @@ pub enum Heard {
     /// The link is down; `reason` is socket.io-client's name when the
     /// library tells us the reason.
     Closed { reason: String },
+    /// The library can no longer do its part (its task died) and will not
+    /// say so itself; the link is not known to be down.
+    Stuck { op: String, waited: Duration },
+}
+
+/// Records that the library could not do `op` and has not for `waited`:
+/// a finding about the library, never waited for.
+pub fn stuck(host: &dyn Host, op: String, waited: Duration) {
+    Stats::add(&host.stats().stuck, 1);
+    host.record(EventKind::Stuck {
+        op,
+        waited_ms: waited.as_millis() as u64,
+    });
 }
 
 /// The shared user logic a driver calls back into while connecting.

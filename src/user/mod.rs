@@ -16,6 +16,7 @@ pub mod rust_socketio;
 pub mod seen;
 mod seq_window;
 pub mod stats;
+pub mod task_death;
 
 mod session;
 

@@ -24,6 +24,9 @@
 //!   schedule.
 //! - `disconnect()` cannot stop the library while it reconnects: recorded as
 //!   `stuck` (the library goes on reconnecting in the background).
+//! - When its task panics (colliding ack ids, finding 4) the client is deaf
+//!   and nothing says so; `task_death` sees the panic and the driver records
+//!   `stuck` once. Like the app, the user then waits on: nothing is healed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,13 +41,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Ctx;
 use super::backoff::Backoff;
-use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh};
+use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh, stuck};
 use super::stats::Stats;
+use super::task_death::TaskDeath;
 use crate::history::EventKind;
 use crate::sio::AckError;
 
 /// The reason recorded for a loss the library does not explain.
 pub const RECONNECTING: &str = "rust_socketio reconnecting";
+
+/// How a `stuck` op for a dead library task begins.
+pub const PANICKED: &str = "the library's task panicked";
 
 /// How long `disconnect()` may take before the client counts as stuck.
 const DISCONNECT_BOUND: Duration = Duration::from_secs(1);
@@ -74,6 +81,9 @@ struct Shared {
     up: AtomicBool,
     /// Bumped on every loss the callbacks see; waiting acks fail when it moves.
     losses: watch::Sender<u64>,
+    /// The library's task (where the callbacks run) panicking: the client
+    /// is deaf from then on and says nothing, so this is the only sign.
+    death: Arc<TaskDeath>,
 }
 
 impl Shared {
@@ -81,6 +91,7 @@ impl Shared {
         Arc::new(Shared {
             up: AtomicBool::new(false),
             losses: watch::Sender::new(0),
+            death: TaskDeath::new(),
         })
     }
 
@@ -111,6 +122,8 @@ pub struct RustSocketio {
     reconnecting: Option<oneshot::Sender<Option<Value>>>,
     attempt: u32,
     refused: bool,
+    /// The current client's task death is recorded once.
+    death_told: bool,
     /// The app's schedule for what the library does not retry (the first
     /// connection, a refused one).
     backoff: Backoff,
@@ -131,6 +144,7 @@ impl RustSocketio {
             reconnecting: None,
             attempt: 0,
             refused: false,
+            death_told: false,
         }
     }
 
@@ -155,6 +169,8 @@ impl RustSocketio {
         }
         let (t, s) = (tx.clone(), shared.clone());
         b = b.on(Event::Connect, move |_, _| {
+            // Runs in the library's task: from now on its panic is ours to see.
+            s.death.watch_current_task();
             s.up.store(true, Ordering::Release);
             let _ = t.send(Signal::Open);
             async {}.boxed()
@@ -270,6 +286,7 @@ impl RustSocketio {
                 scheduled: self.scheduled,
             });
             self.shared = Shared::new();
+            self.death_told = false;
             let (tx, mut rx) = mpsc::unbounded_channel();
             let builder = self.builder(auth, tx);
             let timeout = self.ctx.reconnection.timeout;
@@ -382,6 +399,11 @@ impl RustSocketio {
                     Some(_) => {}
                     None => return Step::Fresh,
                 },
+                why = self.shared.death.wait(), if !self.death_told => {
+                    self.death_told = true;
+                    stuck_reported = true;
+                    stuck(host, panicked(&why), started.elapsed());
+                }
                 alive = host.sleep(if stuck_reported { Duration::from_secs(3600) } else { wait }) => {
                     if !alive {
                         self.drop_client(host).await;
@@ -427,12 +449,9 @@ fn is_refusal(error: &str) -> bool {
     error.contains("ConnectError")
 }
 
-fn stuck(host: &dyn Host, op: String, waited: Duration) {
-    Stats::add(&host.stats().stuck, 1);
-    host.record(EventKind::Stuck {
-        op,
-        waited_ms: waited.as_millis() as u64,
-    });
+/// The `stuck` op of a client whose task died.
+pub fn panicked(why: &str) -> String {
+    format!("{PANICKED}: {why}; the client hears nothing more")
 }
 
 /// A payload's JSON arguments (an ACK's arrive as one array inside the
@@ -488,9 +507,22 @@ impl Driver for RustSocketio {
     fn next(&mut self) -> BoxFuture<'_, Heard> {
         async move {
             loop {
-                let signal = match self.signals.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => None,
+                let Some(rx) = self.signals.as_mut() else {
+                    self.shared.lost();
+                    return Heard::Closed {
+                        reason: RECONNECTING.into(),
+                    };
+                };
+                let signal = tokio::select! {
+                    s = rx.recv() => s,
+                    why = self.shared.death.wait(), if !self.death_told => {
+                        self.death_told = true;
+                        // The app cannot tell: it waits on, deaf.
+                        return Heard::Stuck {
+                            op: panicked(&why),
+                            waited: Duration::ZERO,
+                        };
+                    }
                 };
                 match signal {
                     Some(Signal::Event { name, args }) => return Heard::Event { name, args },

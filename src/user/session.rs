@@ -82,6 +82,7 @@ impl User {
                         self.outbox.all_grounded();
                         return SessionEnd::Lost(reason);
                     }
+                    Heard::Stuck { op, waited } => super::driver::stuck(&*self, op, waited),
                 },
                 Some((key, result)) = acks.next(), if !acks.is_empty() => self.on_ack(&*driver, &mut acks, key, result),
                 _ = tokio::time::sleep_until(due), if chatting => {

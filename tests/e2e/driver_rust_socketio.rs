@@ -15,6 +15,7 @@ use reconnoiter::check::Guarantee;
 use reconnoiter::exit::Exit;
 use reconnoiter::history::{Event, EventKind};
 use reconnoiter::report::summary::Summary;
+use reconnoiter::user::rust_socketio::PANICKED;
 
 /// Runs `scenario` with `driver` in place of `DRIVER`; the summary and the history.
 async fn run(scenario: &str, driver: &str) -> (Summary, Vec<Event>) {
@@ -42,23 +43,6 @@ fn of_user(events: &[Event]) -> HashMap<u32, Vec<&Event>> {
         m.entry(e.u).or_default().push(e);
     }
     m
-}
-
-/// Passes, or the only violations are `duplicates` that the server did not
-/// cause: every (sender, temp_id) was delivered under one id, so the second
-/// id came from rust_socketio's random ack ids colliding (another send's
-/// answer ran this send's callback), not from a second store.
-fn assert_ack_mixups_only(s: &Summary, events: &[Event]) {
-    if s.verdict.kinds().is_empty() {
-        return assert_passes(s);
-    }
-    assert_eq!(
-        s.verdict.kinds(),
-        vec![Guarantee::Duplicates],
-        "{}",
-        s.render()
-    );
-    assert_stored_once(s, events);
 }
 
 /// Every `duplicates` violation's send was delivered under at most one id:
@@ -90,6 +74,27 @@ fn assert_stored_once(s: &Summary, events: &[Event]) {
             ids.get(&key).is_none_or(|i| i.len() <= 1),
             "the server stored {key:?} as {:?}: {}",
             ids.get(&key),
+            v.explanation
+        );
+    }
+}
+
+/// Every violation but `duplicates` (see [`assert_stored_once`]) is about
+/// one of `users`: what they missed (loss) or what they sent.
+fn assert_only_about(s: &Summary, users: &BTreeSet<String>) {
+    for v in s
+        .verdict
+        .violations
+        .iter()
+        .filter(|v| v.kind != Guarantee::Duplicates)
+    {
+        let who = match v.kind {
+            Guarantee::Loss => v.recipient.as_ref(),
+            _ => v.sender.as_ref(),
+        };
+        assert!(
+            who.is_some_and(|u| users.contains(u)),
+            "{} is not about a stuck user ({users:?})",
             v.explanation
         );
     }
@@ -170,29 +175,19 @@ async fn offline_flapping_leaves_rust_socketio_stuck_in_a_blackholed_attempt() {
     assert_eq!(stuck_users(&events, "disconnect while reconnecting"), stuck);
     // Only the flapping cohort (u0..u9) can be stuck, and every violation
     // is about a stuck user: the server lost nothing.
+    // (A user whose library task panicked, see the restart test, is
+    // reported stuck too, and may be any user.)
     assert!(
         stuck.iter().all(|u| u[1..].parse::<u32>().unwrap() < 10),
         "{stuck:?}"
     );
-    for v in s
-        .verdict
-        .violations
-        .iter()
-        .filter(|v| v.kind != Guarantee::Duplicates)
-    {
-        let who = match v.kind {
-            Guarantee::Loss => v.recipient.clone(),
-            _ => v.sender.clone(),
-        };
-        assert!(
-            who.as_ref().is_some_and(|u| stuck.contains(u)),
-            "{} is not about a stuck user ({stuck:?})",
-            v.explanation
-        );
-    }
+    let deaf = stuck_users(&events, PANICKED);
+    assert_only_about(&s, &stuck.union(&deaf).cloned().collect());
     // The users who were not stuck came back from every outage.
     let users = of_user(&events);
-    for u in (0..10).filter(|u| !stuck.contains(&format!("u{u}"))) {
+    for u in
+        (0..10).filter(|u| !stuck.contains(&format!("u{u}")) && !deaf.contains(&format!("u{u}")))
+    {
         assert!(
             users[&u]
                 .iter()
@@ -309,27 +304,18 @@ down = "500ms"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restarts_with_queued_messages_are_recovered_by_the_library() {
     let (s, events) = run(RESTART, "rust_socketio").await;
-    // Usually a pass. On a loaded machine a client sometimes gets stuck
-    // (an ack-id collision or the library's ack-removal panic kills its
-    // task: docs/rust_socketio-findings.md); then every violation must be
-    // that stuck user's, never another's: the server kept its promise.
+    // Usually a pass. The resends after each restart put several acks in
+    // flight, and the library's random ack ids sometimes collide: one send
+    // "acked" with another's id (duplicates the server did not cause), or
+    // its ack-removal panic, which kills the client's task (CI, 2026-11-29:
+    // u13 deaf from 7.1 s, 41 losses). Every other violation must be about
+    // a user whose death the driver saw and reported as stuck.
     let stuck = stuck_users(&events, "");
-    if stuck.is_empty() {
-        // A collision that did not panic: one send "acked" with another's
-        // id. Still the library's doing, as long as the server stored
-        // every send once (finding 4).
-        assert_ack_mixups_only(&s, &events);
-    } else {
-        assert!(s.live.stuck > 0, "{}", s.render());
-        for v in &s.verdict.violations {
-            let who = [v.sender.as_ref(), v.recipient.as_ref()];
-            assert!(
-                who.iter().flatten().any(|u| stuck.contains(*u)),
-                "a violation not of a stuck user ({stuck:?}): {}",
-                v.explanation
-            );
-        }
+    assert!(s.live.stuck >= stuck.len() as u64, "{}", s.render());
+    if s.verdict.kinds().contains(&Guarantee::Duplicates) {
+        assert_stored_once(&s, &events);
     }
+    assert_only_about(&s, &stuck);
     // Every user was cut off by the crash and came back on the library's own
     // reconnection, which only shows itself through on_reconnect.
     assert!(
@@ -412,9 +398,24 @@ async fn membership_removal_holds_with_the_library() {
     // (2026-11-29) 2 of 20 were, the library's own finding (an attempt
     // with no timeout, or a disconnect it cannot do while reconnecting;
     // see the flapping test), never seen when this test runs alone. Such a
-    // user must be reported by a `stuck` event, and loses nothing here.
-    assert!(s.verdict.kinds().is_empty(), "{}", s.render());
-    assert_eq!(s.exit(), Exit::Pass, "{}", s.render());
+    // user must be reported by a `stuck` event. The only violations allowed
+    // are what the library's colliding ack ids do (restart test): sends
+    // "acked" with another's id that the server stored once, and what a
+    // client whose task panicked missed or could not send. Never a leak.
+    let kinds = s.verdict.kinds();
+    assert!(
+        kinds.iter().all(|k| matches!(
+            k,
+            Guarantee::Duplicates | Guarantee::Loss | Guarantee::Stranded
+        )),
+        "{}",
+        s.render()
+    );
+    assert_stored_once(&s, &events);
+    assert_only_about(&s, &stuck_users(&events, PANICKED));
+    if kinds.is_empty() {
+        assert_eq!(s.exit(), Exit::Pass, "{}", s.render());
+    }
     assert!(
         s.live.stuck <= stuck_users(&events, "").len() as u64 * 2,
         "{}",
@@ -491,6 +492,11 @@ async fn many_outstanding_acks_collide_in_rust_socketio() {
         assert!(v.explanation.contains("stored twice"), "{}", v.explanation);
     }
     assert_stored_once(&s, &events);
+    // Loss and stranded sends only come from a dead task, and the driver
+    // saw every such death (its panic hook) and reported the user stuck.
+    let deaf = stuck_users(&events, PANICKED);
+    assert_only_about(&s, &deaf);
+    assert!(s.live.stuck >= deaf.len() as u64, "{}", s.render());
 
     let (native, _) = run(ACKS, "native").await;
     assert_passes(&native);
