@@ -13,6 +13,7 @@
 //! - [`super::rust_socketio::RustSocketio`]: the rust_socketio crate, whose own
 //!   reconnection runs inside the library; the driver maps its callbacks.
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -35,7 +36,7 @@ pub enum Dial {
 
 /// What [`Driver::dial`] ended with.
 pub enum Dialed {
-    /// Connected: the driver's link is up until [`Driver::next`] says `Closed`.
+    /// Connected: the driver's link is up until [`Driver::poll_next`] says `Closed`.
     Up,
     /// Every attempt is used up (`reconnect_failed`): the user stays offline.
     GaveUp { attempts: u32 },
@@ -105,7 +106,7 @@ pub enum Refresh {
 /// One user's connection, owned by a client library.
 ///
 /// The futures of `emit_with_ack` are `'static` so a user can keep many
-/// in flight while it reads [`Driver::next`].
+/// in flight while it reads [`Driver::poll_next`].
 pub trait Driver: Send + Sync {
     /// The scenario's name for this driver.
     fn name(&self) -> &'static str;
@@ -116,7 +117,9 @@ pub trait Driver: Send + Sync {
     fn dial<'a>(&'a mut self, host: &'a mut dyn Host, why: Dial) -> BoxFuture<'a, Dialed>;
 
     /// The next thing the link brought; `Closed` once, then only `Closed`.
-    fn next(&mut self) -> BoxFuture<'_, Heard>;
+    /// Polled rather than a future per call: the chat loop asks once per
+    /// delivery, and a boxed future each time was an allocation per message.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Heard>;
 
     /// Emits `[event, data]` and waits (at most `timeout`) for the server's answer.
     fn emit_with_ack(

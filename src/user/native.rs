@@ -2,6 +2,7 @@
 //! socket.io-client's reconnection schedule run here.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -155,30 +156,27 @@ impl Driver for Native {
         self.dial_inner(host, why).boxed()
     }
 
-    fn next(&mut self) -> BoxFuture<'_, Heard> {
-        async move {
-            let item = match self.incoming.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => None,
-            };
-            match item {
-                Some(Incoming::Event { name, args, .. }) => Heard::Event { name, args },
-                Some(Incoming::Closed(reason)) => {
-                    self.recovery = self.client.as_ref().and_then(Client::recovery);
-                    self.incoming = None;
-                    Heard::Closed {
-                        reason: reason.as_str().to_owned(),
-                    }
-                }
-                None => {
-                    self.incoming = None;
-                    Heard::Closed {
-                        reason: sio::CloseReason::TransportClose.as_str().to_owned(),
-                    }
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Heard> {
+        let item = match self.incoming.as_mut() {
+            Some(rx) => ready!(rx.poll_recv(cx)),
+            None => None,
+        };
+        Poll::Ready(match item {
+            Some(Incoming::Event { name, args, .. }) => Heard::Event { name, args },
+            Some(Incoming::Closed(reason)) => {
+                self.recovery = self.client.as_ref().and_then(Client::recovery);
+                self.incoming = None;
+                Heard::Closed {
+                    reason: reason.as_str().to_owned(),
                 }
             }
-        }
-        .boxed()
+            None => {
+                self.incoming = None;
+                Heard::Closed {
+                    reason: sio::CloseReason::TransportClose.as_str().to_owned(),
+                }
+            }
+        })
     }
 
     fn emit_with_ack(

@@ -30,6 +30,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use ::rust_socketio::asynchronous::{Client, ClientBuilder, ReconnectSettings};
@@ -74,6 +75,8 @@ enum Signal {
     /// The library is about to make a reconnection attempt and waits for
     /// the auth to present.
     Reconnecting(oneshot::Sender<Option<Value>>),
+    /// The library's task panicked (from the panic hook, see `task_death`).
+    Died(String),
 }
 
 /// Link state the callbacks update at once, even while the user is busy.
@@ -87,11 +90,18 @@ struct Shared {
 }
 
 impl Shared {
-    fn new() -> Arc<Shared> {
+    /// Weak: only the library's callbacks may keep `signals` open, so
+    /// that their loss still reads as the channel closing.
+    fn new(signals: &mpsc::UnboundedSender<Signal>) -> Arc<Shared> {
+        let tx = signals.downgrade();
         Arc::new(Shared {
             up: AtomicBool::new(false),
             losses: watch::Sender::new(0),
-            death: TaskDeath::new(),
+            death: TaskDeath::new(move |why| {
+                if let Some(tx) = tx.upgrade() {
+                    let _ = tx.send(Signal::Died(why));
+                }
+            }),
         })
     }
 
@@ -122,8 +132,6 @@ pub struct RustSocketio {
     reconnecting: Option<oneshot::Sender<Option<Value>>>,
     attempt: u32,
     refused: bool,
-    /// The current client's task death is recorded once.
-    death_told: bool,
     /// The app's schedule for what the library does not retry (the first
     /// connection, a refused one).
     backoff: Backoff,
@@ -139,12 +147,11 @@ impl RustSocketio {
             ctx,
             url,
             client: None,
-            shared: Shared::new(),
+            shared: Shared::new(&mpsc::unbounded_channel().0),
             signals: None,
             reconnecting: None,
             attempt: 0,
             refused: false,
-            death_told: false,
         }
     }
 
@@ -285,9 +292,8 @@ impl RustSocketio {
                 attempt: self.attempt,
                 scheduled: self.scheduled,
             });
-            self.shared = Shared::new();
-            self.death_told = false;
             let (tx, mut rx) = mpsc::unbounded_channel();
+            self.shared = Shared::new(&tx);
             let builder = self.builder(auth, tx);
             let timeout = self.ctx.reconnection.timeout;
             let started = Instant::now();
@@ -390,6 +396,11 @@ impl RustSocketio {
                 signal = rx.recv() => match signal {
                     Some(Signal::Open) => return Step::Done(self.connected(host, started)),
                     Some(Signal::Reconnecting(reply)) => self.reconnecting = Some(reply),
+                    Some(Signal::Died(why)) => {
+                        // Nothing will come from this client again.
+                        stuck_reported = true;
+                        stuck(host, panicked(&why), started.elapsed());
+                    }
                     Some(Signal::Error(e)) if is_refusal(&e) => {
                         // The library counts this as reconnected and stops.
                         self.refused = true;
@@ -399,11 +410,6 @@ impl RustSocketio {
                     Some(_) => {}
                     None => return Step::Fresh,
                 },
-                why = self.shared.death.wait(), if !self.death_told => {
-                    self.death_told = true;
-                    stuck_reported = true;
-                    stuck(host, panicked(&why), started.elapsed());
-                }
                 alive = host.sleep(if stuck_reported { Duration::from_secs(3600) } else { wait }) => {
                     if !alive {
                         self.drop_client(host).await;
@@ -504,50 +510,40 @@ impl Driver for RustSocketio {
         .boxed()
     }
 
-    fn next(&mut self) -> BoxFuture<'_, Heard> {
-        async move {
-            loop {
-                let Some(rx) = self.signals.as_mut() else {
-                    self.shared.lost();
-                    return Heard::Closed {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Heard> {
+        loop {
+            let Some(rx) = self.signals.as_mut() else {
+                self.shared.lost();
+                return Poll::Ready(Heard::Closed {
+                    reason: RECONNECTING.into(),
+                });
+            };
+            let heard = match ready!(rx.poll_recv(cx)) {
+                Some(Signal::Event { name, args }) => Heard::Event { name, args },
+                Some(Signal::ServerDisconnect) => Heard::Closed {
+                    reason: "io server disconnect".into(),
+                },
+                Some(Signal::Reconnecting(reply)) => {
+                    self.reconnecting = Some(reply);
+                    Heard::Closed {
                         reason: RECONNECTING.into(),
-                    };
-                };
-                let signal = tokio::select! {
-                    s = rx.recv() => s,
-                    why = self.shared.death.wait(), if !self.death_told => {
-                        self.death_told = true;
-                        // The app cannot tell: it waits on, deaf.
-                        return Heard::Stuck {
-                            op: panicked(&why),
-                            waited: Duration::ZERO,
-                        };
-                    }
-                };
-                match signal {
-                    Some(Signal::Event { name, args }) => return Heard::Event { name, args },
-                    Some(Signal::ServerDisconnect) => {
-                        return Heard::Closed {
-                            reason: "io server disconnect".into(),
-                        };
-                    }
-                    Some(Signal::Reconnecting(reply)) => {
-                        self.reconnecting = Some(reply);
-                        return Heard::Closed {
-                            reason: RECONNECTING.into(),
-                        };
-                    }
-                    Some(Signal::Open | Signal::Error(_)) => {}
-                    None => {
-                        self.shared.lost();
-                        return Heard::Closed {
-                            reason: RECONNECTING.into(),
-                        };
                     }
                 }
-            }
+                // The app cannot tell: it waits on, deaf.
+                Some(Signal::Died(why)) => Heard::Stuck {
+                    op: panicked(&why),
+                    waited: Duration::ZERO,
+                },
+                Some(Signal::Open | Signal::Error(_)) => continue,
+                None => {
+                    self.shared.lost();
+                    Heard::Closed {
+                        reason: RECONNECTING.into(),
+                    }
+                }
+            };
+            return Poll::Ready(heard);
         }
-        .boxed()
     }
 
     fn emit_with_ack(

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once, Weak};
 
-use tokio::sync::watch;
 use tokio::task::Id;
 
 /// The tasks being watched. Weak: a client dropped with its task alive
@@ -25,17 +24,19 @@ static TASKS: Mutex<Option<HashMap<Id, Weak<TaskDeath>>>> = Mutex::new(None);
 
 static HOOK: Once = Once::new();
 
-/// Whether (and how) a watched task died.
+/// Whom to tell when a watched task dies.
 pub struct TaskDeath {
-    /// The panic's message and place, once it happened.
-    died: watch::Sender<Option<String>>,
+    /// Called once, from the panic hook, with the panic's message and place.
+    tell: Box<dyn Fn(String) + Send + Sync>,
 }
 
 impl TaskDeath {
-    pub fn new() -> Arc<TaskDeath> {
+    /// `tell` runs inside the panic hook: it must only hand the message on
+    /// (a channel send), never block or panic.
+    pub fn new(tell: impl Fn(String) + Send + Sync + 'static) -> Arc<TaskDeath> {
         HOOK.call_once(install_hook);
         Arc::new(TaskDeath {
-            died: watch::Sender::new(None),
+            tell: Box::new(tell),
         })
     }
 
@@ -60,21 +61,6 @@ impl TaskDeath {
         }
         tasks.insert(id, Arc::downgrade(self));
     }
-
-    /// The panic, if the task died.
-    pub fn message(&self) -> Option<String> {
-        self.died.borrow().clone()
-    }
-
-    /// Waits until the task dies (forever if it does not).
-    pub async fn wait(&self) -> String {
-        let mut rx = self.died.subscribe();
-        // The sender lives in `self`: it cannot close while we borrow it.
-        if rx.wait_for(Option::is_some).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        self.message().unwrap_or_default()
-    }
 }
 
 fn install_hook() {
@@ -97,7 +83,7 @@ fn install_hook() {
                     .location()
                     .map(|l| format!(" at {}:{}", short(l.file()), l.line()))
                     .unwrap_or_default();
-                death.died.send_replace(Some(format!("{what}{place}")));
+                (death.tell)(format!("{what}{place}"));
             }
         }
         previous(info);
@@ -122,9 +108,18 @@ fn short(file: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn told() -> (Arc<TaskDeath>, std::sync::mpsc::Receiver<String>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let death = TaskDeath::new(move |m| {
+            let _ = tx.lock().unwrap().send(m);
+        });
+        (death, rx)
+    }
+
     #[tokio::test]
     async fn a_watched_task_that_panics_is_told_with_its_message() {
-        let death = TaskDeath::new();
+        let (death, told) = told();
         let d = death.clone();
         let task = tokio::spawn(async move {
             d.watch_current_task();
@@ -132,24 +127,22 @@ mod tests {
             panic!("removal index (is 1) should be < len (is 1)");
         });
         assert!(task.await.unwrap_err().is_panic());
-        let message = tokio::time::timeout(std::time::Duration::from_secs(5), death.wait())
-            .await
-            .expect("told of the panic");
+        let message = told.try_recv().expect("told during the panic");
         assert!(message.starts_with("removal index (is 1)"), "{message}");
         assert!(message.contains("task_death.rs:"), "{message}");
-        assert_eq!(death.message(), Some(message));
+        assert!(told.try_recv().is_err(), "told once");
     }
 
     #[tokio::test]
     async fn another_tasks_panic_is_not_ours() {
-        let death = TaskDeath::new();
+        let (death, told) = told();
         let d = death.clone();
         tokio::spawn(async move { d.watch_current_task() })
             .await
             .unwrap();
         let other = tokio::spawn(async { panic!("someone else") });
         assert!(other.await.is_err());
-        assert_eq!(death.message(), None);
+        assert!(told.try_recv().is_err());
     }
 
     #[test]
