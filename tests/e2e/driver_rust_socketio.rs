@@ -171,23 +171,26 @@ async fn offline_flapping_leaves_rust_socketio_stuck_in_a_blackholed_attempt() {
     assert!(!stuck.is_empty(), "{}", s.render());
     assert!(s.live.stuck >= stuck.len() as u64);
     // At the end of the run, disconnect() cannot stop a client that is
-    // reconnecting: each stuck user is reported stuck a second time.
-    assert_eq!(stuck_users(&events, "disconnect while reconnecting"), stuck);
+    // reconnecting: each stuck user is reported stuck a second time. So
+    // may be a user the library had not brought back yet whose attempt had
+    // not outlived the driver's watchdog (7 s) when the run stopped (CI,
+    // 2026-11-29: u5).
+    let at_end = stuck_users(&events, "disconnect while reconnecting");
+    assert!(stuck.is_subset(&at_end), "{stuck:?} {at_end:?}");
     // Only the flapping cohort (u0..u9) can be stuck, and every violation
-    // is about a stuck user: the server lost nothing.
-    // (A user whose library task panicked, see the restart test, is
-    // reported stuck too, and may be any user.)
+    // is about a stuck user: the server lost nothing. (A user whose
+    // library task panicked, see the restart test, is reported stuck too,
+    // and may be any user.)
     assert!(
-        stuck.iter().all(|u| u[1..].parse::<u32>().unwrap() < 10),
-        "{stuck:?}"
+        at_end.iter().all(|u| u[1..].parse::<u32>().unwrap() < 10),
+        "{at_end:?}"
     );
     let deaf = stuck_users(&events, PANICKED);
-    assert_only_about(&s, &stuck.union(&deaf).cloned().collect());
+    let not_back: BTreeSet<String> = at_end.union(&deaf).cloned().collect();
+    assert_only_about(&s, &not_back);
     // The users who were not stuck came back from every outage.
     let users = of_user(&events);
-    for u in
-        (0..10).filter(|u| !stuck.contains(&format!("u{u}")) && !deaf.contains(&format!("u{u}")))
-    {
+    for u in (0..10).filter(|u| !not_back.contains(&format!("u{u}"))) {
         assert!(
             users[&u]
                 .iter()
