@@ -40,8 +40,9 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 RA=$(mktemp); RB=$(mktemp); trap 'rm -f "$RA" "$RB"' EXIT
 for i in $(seq "$PAIRS"); do
-  read -r c m <<< "$(one "$A")"; echo "A pair $i: cpu ${c} s, peak ${m} MiB"; echo "$c $m" >> "$RA"
-  read -r c m <<< "$(one "$B")"; echo "B pair $i: cpu ${c} s, peak ${m} MiB"; echo "$c $m" >> "$RB"
+  # An assignment alone, so that a run that did not pass stops the script.
+  r=$(one "$A"); read -r c m <<< "$r"; echo "A pair $i: cpu ${c} s, peak ${m} MiB"; echo "$r" >> "$RA"
+  r=$(one "$B"); read -r c m <<< "$r"; echo "B pair $i: cpu ${c} s, peak ${m} MiB"; echo "$r" >> "$RB"
 done
 echo "A median: cpu $(cut -d' ' -f1 "$RA" | median) s, peak $(cut -d' ' -f2 "$RA" | median) MiB"
 echo "B median: cpu $(cut -d' ' -f1 "$RB" | median) s, peak $(cut -d' ' -f2 "$RB" | median) MiB"
