@@ -28,7 +28,7 @@
 //!   and nothing says so; `task_death` sees the panic and the driver records
 //!   `stuck` once. Like the app, the user then waits on: nothing is healed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -38,13 +38,15 @@ use ::rust_socketio::{Event, Payload, TransportType};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
+mod signals;
+
+use self::signals::{Answer, Shared, Signal, answer, args_of, is_refusal};
 use super::Ctx;
 use super::backoff::Backoff;
 use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh, stuck};
 use super::stats::Stats;
-use super::task_death::TaskDeath;
 use crate::history::EventKind;
 use crate::sio::AckError;
 
@@ -59,58 +61,6 @@ const DISCONNECT_BOUND: Duration = Duration::from_secs(1);
 
 /// How long the library's `on_reconnect` waits for the user's token.
 const AUTH_BOUND: Duration = Duration::from_secs(10);
-
-/// What the library's callbacks report, in the order they ran.
-enum Signal {
-    /// The server accepted the CONNECT (`open`).
-    Open,
-    /// The server sent DISCONNECT (`41`) (`close`).
-    ServerDisconnect,
-    /// The `error` callback.
-    Error(String),
-    Event {
-        name: String,
-        args: Vec<Value>,
-    },
-    /// The library is about to make a reconnection attempt and waits for
-    /// the auth to present.
-    Reconnecting(oneshot::Sender<Option<Value>>),
-    /// The library's task panicked (from the panic hook, see `task_death`).
-    Died(String),
-}
-
-/// Link state the callbacks update at once, even while the user is busy.
-struct Shared {
-    up: AtomicBool,
-    /// Bumped on every loss the callbacks see; waiting acks fail when it moves.
-    losses: watch::Sender<u64>,
-    /// The library's task (where the callbacks run) panicking: the client
-    /// is deaf from then on and says nothing, so this is the only sign.
-    death: Arc<TaskDeath>,
-}
-
-impl Shared {
-    /// Weak: only the library's callbacks may keep `signals` open, so
-    /// that their loss still reads as the channel closing.
-    fn new(signals: &mpsc::UnboundedSender<Signal>) -> Arc<Shared> {
-        let tx = signals.downgrade();
-        Arc::new(Shared {
-            up: AtomicBool::new(false),
-            losses: watch::Sender::new(0),
-            death: TaskDeath::new(move |why| {
-                if let Some(tx) = tx.upgrade() {
-                    let _ = tx.send(Signal::Died(why));
-                }
-            }),
-        })
-    }
-
-    fn lost(&self) {
-        if self.up.swap(false, Ordering::AcqRel) {
-            self.losses.send_modify(|n| *n += 1);
-        }
-    }
-}
 
 /// What one phase of dialing ended with.
 enum Step {
@@ -430,54 +380,9 @@ impl RustSocketio {
     }
 }
 
-/// How the first answer to a CONNECT looked.
-enum Answer {
-    Open,
-    Refused(String),
-    Reconnecting(oneshot::Sender<Option<Value>>),
-    Gone,
-}
-
-async fn answer(rx: &mut mpsc::UnboundedReceiver<Signal>) -> Answer {
-    loop {
-        match rx.recv().await {
-            Some(Signal::Open) => return Answer::Open,
-            Some(Signal::Error(e)) if is_refusal(&e) => return Answer::Refused(e),
-            Some(Signal::Reconnecting(reply)) => return Answer::Reconnecting(reply),
-            Some(_) => {}
-            None => return Answer::Gone,
-        }
-    }
-}
-
-/// The library reports CONNECT_ERROR only through its `error` callback.
-fn is_refusal(error: &str) -> bool {
-    error.contains("ConnectError")
-}
-
 /// The `stuck` op of a client whose task died.
 pub fn panicked(why: &str) -> String {
     format!("{PANICKED}: {why}; the client hears nothing more")
-}
-
-/// A payload's JSON arguments (an ACK's arrive as one array inside the
-/// library's `Text`).
-fn args_of(p: Payload) -> Vec<Value> {
-    match p {
-        Payload::Text(mut v) => {
-            if v.len() == 1 && v[0].is_array() {
-                match v.pop() {
-                    Some(Value::Array(a)) => a,
-                    _ => Vec::new(),
-                }
-            } else {
-                v
-            }
-        }
-        Payload::Binary(b) => vec![Value::String(format!("<{} bytes>", b.len()))],
-        #[allow(deprecated)]
-        Payload::String(s) => vec![serde_json::from_str(&s).unwrap_or(Value::String(s))],
-    }
 }
 
 impl Driver for RustSocketio {
