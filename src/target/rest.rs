@@ -85,6 +85,11 @@ impl Api {
         }
     }
 
+    /// The shared client, for the harness's own calls (fault admin).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
