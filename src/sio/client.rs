@@ -13,7 +13,6 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::args::Args;
 use super::conn::Command;
 
 /// What the server sent, in order; the last item is always `Closed`.
@@ -22,9 +21,8 @@ pub enum Incoming {
     /// A server EVENT (or BINARY_EVENT) on our namespace.
     Event {
         name: String,
-        /// The arguments, with the recovery offset already stripped,
-        /// decoded by the reader.
-        args: Args,
+        /// The arguments, with the recovery offset already stripped.
+        args: Vec<Value>,
         /// Set when the server asked for an answer: reply with [`Client::ack`].
         ack_id: Option<u64>,
         /// Binary attachments of a BINARY_EVENT; `args` keep the

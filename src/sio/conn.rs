@@ -22,14 +22,12 @@ use futures_util::{FutureExt, Sink, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes, error::ProtocolError};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
 
-use super::PacketError;
-use super::args::scan_event;
 use super::client::{Client, CloseReason, Inbox, Incoming, Shared};
 use super::engine::EnginePacket;
 use super::handshake::Ws;
-use super::packet::{BinaryAssembler, BinaryPacket, Head, Packet, PacketType, encode_head};
+use super::packet::{BinaryAssembler, BinaryPacket, Packet, PacketType, encode_head};
 
 /// Frames queued for the socket before we stop taking commands.
 const OUTBOX_LIMIT: usize = 32;
@@ -214,14 +212,6 @@ impl Conn {
                         self.outbox.push_back(Message::text("3"));
                         ping_timer.as_mut().reset(Instant::now() + self.heartbeat);
                     }
-                    // Events (every chat delivery) skip the generic decode.
-                    EnginePacket::Message(m)
-                        if m.starts_with('2') && !self.assembler.is_waiting() =>
-                    {
-                        // `m` is the text after the Engine.IO type.
-                        let at = text.len() - m.len();
-                        self.on_event_text(&text, at)?;
-                    }
                     EnginePacket::Message(m) => {
                         let packet = Packet::decode(m)
                             .map_err(|e| CloseReason::ParseError(e.to_string()))?;
@@ -255,28 +245,6 @@ impl Conn {
         Ok(())
     }
 
-    /// An EVENT packet (`text[at..]`): checked in one pass, its arguments
-    /// left for the reader to decode (`args.rs`).
-    fn on_event_text(&mut self, text: &Utf8Bytes, at: usize) -> Result<(), CloseReason> {
-        let parse = |e: PacketError| CloseReason::ParseError(e.to_string());
-        let head = Head::decode(&text.as_str()[at..]).map_err(parse)?;
-        let event =
-            scan_event(text.clone(), at + head.json, self.shared.pid.is_some()).map_err(parse)?;
-        let Some(event) = event.filter(|_| head.namespace == self.shared.namespace) else {
-            return Ok(()); // numeric event names: nothing we listen for
-        };
-        if let Some(offset) = event.offset {
-            *self.shared.offset.lock().unwrap_or_else(|e| e.into_inner()) = Some(offset);
-        }
-        let _ = self.incoming.send(Box::new(Incoming::Event {
-            name: event.name,
-            args: event.args,
-            ack_id: head.id,
-            attachments: Vec::new(),
-        }));
-        Ok(())
-    }
-
     /// Act on a complete Socket.IO packet.
     fn dispatch(&mut self, complete: BinaryPacket) -> Result<(), CloseReason> {
         let BinaryPacket {
@@ -295,7 +263,7 @@ impl Conn {
                 self.take_offset(&mut args);
                 let _ = self.incoming.send(Box::new(Incoming::Event {
                     name,
-                    args: args.into(),
+                    args,
                     ack_id,
                     attachments,
                 }));

@@ -11,8 +11,6 @@
 //! Layout, one concern per file:
 //! - [`engine`]: Engine.IO packet codec (open/close/ping/pong/message…).
 //! - [`packet`]: Socket.IO packet codec and binary attachment assembly.
-//! - [`args`]: an event's arguments, kept as text until the reader
-//!   decodes them into its own type.
 //! - [`handshake`]: [`connect`]: TCP → WebSocket → Engine.IO open →
 //!   Socket.IO CONNECT, each phase timed.
 //! - `upgrade`: the WebSocket opening handshake, reading into a buffer
@@ -24,7 +22,6 @@
 //! It is a protocol layer only: no chat events, no reconnection policy (the
 //! simulated user owns that, see `src/user/`).
 
-pub mod args;
 pub mod client;
 mod conn;
 pub mod engine;
@@ -36,7 +33,6 @@ mod upgrade;
 #[cfg(test)]
 mod tests;
 
-pub use args::Args;
 pub use client::{AckError, Client, CloseReason, Inbox, Incoming, Recovery, SendError};
 pub use engine::{EnginePacket, OpenPacket};
 pub use error::{ConnectError, Phase};

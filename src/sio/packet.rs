@@ -164,71 +164,6 @@ impl Packet {
 
     /// Decode the text form (without the Engine.IO `4`).
     pub fn decode(text: &str) -> Result<Self, PacketError> {
-        let Head {
-            kind,
-            attachments,
-            namespace,
-            id,
-            json,
-        } = Head::decode(text)?;
-        let rest = &text[json..];
-        let data = if rest.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::from_str::<Value>(rest)
-                    .map_err(|e| PacketError::new(format!("bad packet JSON: {e}")))?,
-            )
-        };
-
-        let packet = Packet {
-            kind,
-            namespace: namespace.to_owned(),
-            attachments,
-            id,
-            data,
-        };
-        packet.validate()?;
-        Ok(packet)
-    }
-
-    /// The payload shapes socket.io-parser accepts for each type.
-    fn validate(&self) -> Result<(), PacketError> {
-        let ok = match (self.kind, &self.data) {
-            (PacketType::Connect, None | Some(Value::Object(_))) => true,
-            (PacketType::Disconnect, None) => true,
-            (PacketType::ConnectError, Some(Value::Object(_) | Value::String(_))) => true,
-            (PacketType::Event | PacketType::BinaryEvent, Some(Value::Array(a))) => {
-                matches!(a.first(), Some(Value::String(_) | Value::Number(_)))
-            }
-            (PacketType::Ack | PacketType::BinaryAck, Some(Value::Array(_))) => self.id.is_some(),
-            _ => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(PacketError::new(format!(
-                "invalid payload for {:?} packet",
-                self.kind
-            )))
-        }
-    }
-}
-
-/// `<type>[<attachments>-][<namespace>,][<ack id>]`: all of a packet but its JSON.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Head<'a> {
-    pub kind: PacketType,
-    pub attachments: usize,
-    /// `/` when the wire form leaves it out.
-    pub namespace: &'a str,
-    pub id: Option<u64>,
-    /// Where the JSON starts (the text's length when there is none).
-    pub json: usize,
-}
-
-impl<'a> Head<'a> {
-    pub(crate) fn decode(text: &'a str) -> Result<Self, PacketError> {
         let bytes = text.as_bytes();
         let Some(&first) = bytes.first() else {
             return Err(PacketError::new("empty Socket.IO packet"));
@@ -275,13 +210,47 @@ impl<'a> Head<'a> {
             );
         }
 
-        Ok(Head {
+        let rest = &text[i..];
+        let data = if rest.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_str::<Value>(rest)
+                    .map_err(|e| PacketError::new(format!("bad packet JSON: {e}")))?,
+            )
+        };
+
+        let packet = Packet {
             kind,
+            namespace: namespace.to_owned(),
             attachments,
-            namespace,
             id,
-            json: i,
-        })
+            data,
+        };
+        packet.validate()?;
+        Ok(packet)
+    }
+
+    /// The payload shapes socket.io-parser accepts for each type.
+    fn validate(&self) -> Result<(), PacketError> {
+        let ok = match (self.kind, &self.data) {
+            (PacketType::Connect, None | Some(Value::Object(_))) => true,
+            (PacketType::Disconnect, None) => true,
+            (PacketType::ConnectError, Some(Value::Object(_) | Value::String(_))) => true,
+            (PacketType::Event | PacketType::BinaryEvent, Some(Value::Array(a))) => {
+                matches!(a.first(), Some(Value::String(_) | Value::Number(_)))
+            }
+            (PacketType::Ack | PacketType::BinaryAck, Some(Value::Array(_))) => self.id.is_some(),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(PacketError::new(format!(
+                "invalid payload for {:?} packet",
+                self.kind
+            )))
+        }
     }
 }
 

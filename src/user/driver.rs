@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::stats::Stats;
 use crate::history::EventKind;
-use crate::sio::{AckError, Args};
+use crate::sio::AckError;
 
 /// Why the user asks for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub enum Dialed {
 /// What the link brought, in order; after `Closed` the link is down.
 pub enum Heard {
     /// A server event on our namespace.
-    Event { name: String, args: Args },
+    Event { name: String, args: Vec<Value> },
     /// The link is down; `reason` is socket.io-client's name when the
     /// library tells us the reason.
     Closed { reason: String },

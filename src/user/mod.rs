@@ -8,7 +8,6 @@
 pub mod backoff;
 pub mod blackhole;
 pub mod ctx;
-mod delivery;
 pub mod driver;
 pub mod ledger;
 pub mod native;

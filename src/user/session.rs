@@ -1,23 +1,20 @@
 //! One connection of a user: the recovery steps after (re)connecting, then
 //! the chat loop until the connection is lost or the run stops.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::blackhole::{self, Hole, Look};
-use super::delivery::Delivery;
 use super::driver::{Driver, Heard};
 use super::stats::Stats;
 use super::{Phase, SessionEnd, User};
 use crate::history::{EventKind, Via};
 use crate::scenario::{Resend, SyncMode};
-use crate::sio::{AckError, Args};
+use crate::sio::AckError;
 
 /// An outbox key and what its send's ack brought.
 type AckFuture = Pin<Box<dyn Future<Output = (u64, Result<Vec<Value>, AckError>)> + Send>>;
@@ -285,9 +282,7 @@ impl User {
                     let fetched = messages.len() as u32;
                     let new = messages
                         .into_iter()
-                        .filter(|m| {
-                            Delivery::deserialize(m).is_ok_and(|m| self.on_message(m, Via::Sync))
-                        })
+                        .filter(|m| self.on_message(m, Via::Sync))
                         .count() as u32;
                     new_total += new;
                     self.conversations[i].sync_from = None;
@@ -430,10 +425,9 @@ impl User {
         }
     }
 
-    fn on_event(&mut self, name: &str, args: Args) {
+    fn on_event(&mut self, name: &str, args: Vec<Value>) {
         if name == self.ctx.events.message {
-            // Not an object: nothing a member could have received.
-            if let Some(Ok(m)) = args.first::<Delivery>() {
+            if let Some(m) = args.first() {
                 self.on_message(m, Via::Live);
             }
         } else if name == self.ctx.events.duplicate_connection
@@ -446,13 +440,13 @@ impl User {
     }
 
     /// Records a message; true when it was new to this user.
-    fn on_message(&mut self, m: Delivery, via: Via) -> bool {
-        let Some(id) = m.id else {
+    fn on_message(&mut self, m: &Value, via: Via) -> bool {
+        let Some(id) = m.get("id").map(id_string) else {
             return false;
         };
-        let conversation = m.conversation.unwrap_or_default();
-        let seq = m.seq;
-        let created_at = m.created_at.as_deref();
+        let conversation = m.get("conversationId").map(id_string).unwrap_or_default();
+        let seq = m.get("seq").and_then(Value::as_i64);
+        let created_at = m.get("createdAt").and_then(Value::as_str);
         let conv = self
             .conversations
             .iter_mut()
@@ -481,10 +475,10 @@ impl User {
             Stats::add(&self.stats().duplicates, 1);
         }
         self.record(EventKind::Delivered {
-            id: id.into_owned(),
-            temp_id: m.temp_id.map(Cow::into_owned),
-            conversation: conversation.into_owned(),
-            sender: m.sender.map(Cow::into_owned).unwrap_or_default(),
+            id,
+            temp_id: m.get("temp_id").and_then(Value::as_str).map(str::to_owned),
+            conversation,
+            sender: m.get("senderId").map(id_string).unwrap_or_default(),
             seq,
             via,
             dup: !new,

@@ -424,10 +424,7 @@ impl Driver for RustSocketio {
                 });
             };
             let heard = match ready!(rx.poll_recv(cx)) {
-                Some(Signal::Event { name, args }) => Heard::Event {
-                    name,
-                    args: args.into(),
-                },
+                Some(Signal::Event { name, args }) => Heard::Event { name, args },
                 Some(Signal::ServerDisconnect) => Heard::Closed {
                     reason: "io server disconnect".into(),
                 },
