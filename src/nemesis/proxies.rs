@@ -42,6 +42,10 @@ pub struct Proxies {
     links: HashMap<String, Vec<Link>>,
     /// cohort → users per link, to map a user to its link.
     per_link: HashMap<String, u32>,
+    /// For `reset_peer`, built at the first reset and kept for the run:
+    /// building a reqwest client loads the system's CA bundle (OpenSSL,
+    /// about 460,000 allocations), which was paid on every reset.
+    reset_http: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// A proxy process holds two sockets per user (client side and upstream).
@@ -182,6 +186,7 @@ impl Proxies {
             children,
             links,
             per_link,
+            reset_http: std::sync::OnceLock::new(),
         })
     }
 
@@ -215,7 +220,8 @@ impl Proxies {
             } = effect
             {
                 // toxiproxy_rust has no reset_peer helper: plain HTTP, same API.
-                reset_peer(&self.apis[api], &name).await?;
+                let http = self.reset_http.get_or_init(reqwest::Client::new);
+                reset_peer(http, &self.apis[api], &name).await?;
                 continue;
             }
             let expect = self
@@ -330,8 +336,7 @@ impl Proxies {
     }
 }
 
-async fn reset_peer(api: &str, name: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+async fn reset_peer(http: &reqwest::Client, api: &str, name: &str) -> anyhow::Result<()> {
     for stream in ["downstream", "upstream"] {
         let body = serde_json::json!({ "type": "reset_peer", "name": format!("reset_peer_{stream}"), "stream": stream, "toxicity": 1.0, "attributes": { "timeout": 0 } });
         let r = http
