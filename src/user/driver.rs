@@ -58,6 +58,28 @@ pub enum Heard {
 
 /// Records that the library could not do `op` and has not for `waited`:
 /// a finding about the library, never waited for.
+/// The start of one connect attempt, as every driver makes it: the token
+/// to present (refreshed after a refusal, else as `otherwise` says), then
+/// the attempt counted and recorded as `connecting`, scheduled at
+/// `scheduled` (`None`: now, after the token, when the library does not
+/// say when it scheduled the attempt).
+pub async fn begin_attempt(
+    host: &mut dyn Host,
+    refused: bool,
+    otherwise: Refresh,
+    attempt: &mut u32,
+    scheduled: Option<u64>,
+) -> Option<Value> {
+    let refresh = if refused { Refresh::Refused } else { otherwise };
+    let auth = host.auth(refresh).await;
+    *attempt += 1;
+    host.record(EventKind::Connecting {
+        attempt: *attempt,
+        scheduled: scheduled.unwrap_or_else(|| host.now()),
+    });
+    auth
+}
+
 pub fn stuck(host: &dyn Host, op: String, waited: Duration) {
     Stats::add(&host.stats().stuck, 1);
     host.record(EventKind::Stuck {

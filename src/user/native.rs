@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use super::backoff::Backoff;
-use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh};
+use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh, begin_attempt};
 use super::stats::Stats;
 use crate::history::EventKind;
 use crate::sio::{self, AckError, Client, ConnectError, ConnectOptions, Incoming, Recovery};
@@ -82,18 +82,15 @@ impl Native {
             // Like the guide's client, the token it has is presented as is;
             // only `Authentication failed` makes it refresh (so a server that
             // accepts expired tokens shows up in the history).
-            let refresh = if self.refused {
-                Refresh::Refused
-            } else {
-                Refresh::Never
-            };
-            let auth = host.auth(refresh).await;
-            self.attempt += 1;
+            let auth = begin_attempt(
+                host,
+                self.refused,
+                Refresh::Never,
+                &mut self.attempt,
+                Some(self.scheduled),
+            )
+            .await;
             let attempt = self.attempt;
-            host.record(EventKind::Connecting {
-                attempt,
-                scheduled: self.scheduled,
-            });
             let (url, options) = (self.url.clone(), self.options(auth));
             let attempted = host
                 .typing_while_connecting(async move { sio::connect(&url, &options).await }.boxed())

@@ -45,7 +45,7 @@ mod signals;
 use self::signals::{Answer, Shared, Signal, answer, args_of, is_refusal};
 use super::Ctx;
 use super::backoff::Backoff;
-use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh, stuck};
+use super::driver::{Dial, Dialed, Driver, Heard, Host, Refresh, begin_attempt, stuck};
 use super::stats::Stats;
 use crate::history::EventKind;
 use crate::sio::AckError;
@@ -231,17 +231,14 @@ impl RustSocketio {
                 return Step::Done(Dialed::Stop);
             }
             self.drop_client(host).await;
-            let refresh = if self.refused {
-                Refresh::Refused
-            } else {
-                Refresh::Never
-            };
-            let auth = host.auth(refresh).await;
-            self.attempt += 1;
-            host.record(EventKind::Connecting {
-                attempt: self.attempt,
-                scheduled: self.scheduled,
-            });
+            let auth = begin_attempt(
+                host,
+                self.refused,
+                Refresh::Never,
+                &mut self.attempt,
+                Some(self.scheduled),
+            )
+            .await;
             let (tx, mut rx) = mpsc::unbounded_channel();
             self.shared = Shared::new(&tx);
             let builder = self.builder(auth, tx);
@@ -320,19 +317,16 @@ impl RustSocketio {
                         "the attempt failed (rust_socketio reports no reason)".into(),
                     );
                 }
-                // The guide's manager refreshes an expired token before reconnecting.
-                let refresh = if self.refused {
-                    Refresh::Refused
-                } else {
-                    Refresh::IfExpired
-                };
-                let auth = host.auth(refresh).await;
-                self.attempt += 1;
-                // When the library scheduled it is not exposed: now.
-                host.record(EventKind::Connecting {
-                    attempt: self.attempt,
-                    scheduled: host.now(),
-                });
+                // The guide's manager refreshes an expired token before
+                // reconnecting. When the library scheduled it is not exposed.
+                let auth = begin_attempt(
+                    host,
+                    self.refused,
+                    Refresh::IfExpired,
+                    &mut self.attempt,
+                    None,
+                )
+                .await;
                 let _ = reply.send(auth);
                 started = Instant::now();
                 in_attempt = true;
