@@ -1,4 +1,5 @@
-//! The one task per connection that owns the socket.
+//! The one future per connection that owns the socket: polled in the task of
+//! the user that opened it, or a task of its own (`same_task.rs`).
 //!
 //! Reading and writing share a single `select!` loop instead of a reader and a
 //! writer task: the harness holds thousands of connections and every task and
@@ -93,7 +94,11 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
     for packet in setup.early {
         let _ = conn.dispatch(packet);
     }
-    tokio::spawn(Box::new(conn).run(stream, command_rx, setup.ping_deadline));
+    super::same_task::spawn(Box::pin(Box::new(conn).run(
+        stream,
+        command_rx,
+        setup.ping_deadline,
+    )));
     (Client { commands, shared }, Inbox(incoming))
 }
 
