@@ -381,10 +381,7 @@ async fn run_users(
             blackholes: blackholes.get(&cohort.name).map(|b| b.subscribe()),
             sync: plan.sync_of(i),
         };
-        // The user's connections are polled in its task (see `sio::same_task`).
-        users.spawn(crate::sio::with_connections(
-            Box::new(User::new(i, conversations, ctx.clone(), route)).run(),
-        ));
+        users.spawn(Box::new(User::new(i, conversations, ctx.clone(), route)).run());
         tokio::time::sleep_until(ramp_start + gap * (i + 1)).await;
     }
     if opts.shard.is_some() {

@@ -1,5 +1,4 @@
-//! The one future per connection that owns the socket: polled in the task of
-//! the user that opened it, or a task of its own (`same_task.rs`).
+//! The one task per connection that owns the socket.
 //!
 //! Reading and writing share a single `select!` loop instead of a reader and a
 //! writer task: the harness holds thousands of connections and every task and
@@ -94,11 +93,7 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
     for packet in setup.early {
         let _ = conn.dispatch(packet);
     }
-    super::same_task::spawn(Box::pin(Box::new(conn).run(
-        stream,
-        command_rx,
-        setup.ping_deadline,
-    )));
+    tokio::spawn(Box::new(conn).run(stream, command_rx, setup.ping_deadline));
     (Client { commands, shared }, Inbox(incoming))
 }
 

@@ -16,9 +16,7 @@
 //! - `upgrade`: the WebSocket opening handshake, reading into a buffer
 //!   the connection keeps (tungstenite's own keeps 4 KiB per connection).
 //! - [`error`]: [`ConnectError`], one variant per way an attempt fails.
-//! - `conn`: the one future per connection that owns the socket.
-//! - [`same_task`]: that future polled in the task of the user that opened
-//!   it ([`with_connections`]), or spawned as a task of its own.
+//! - `conn`: the one task per connection that owns the socket.
 //! - [`client`]: the cheap-to-clone [`Client`] handle and what it reports.
 //!
 //! It is a protocol layer only: no chat events, no reconnection policy (the
@@ -30,7 +28,6 @@ pub mod engine;
 pub mod error;
 pub mod handshake;
 pub mod packet;
-pub mod same_task;
 mod upgrade;
 
 #[cfg(test)]
@@ -41,7 +38,6 @@ pub use engine::{EnginePacket, OpenPacket};
 pub use error::{ConnectError, Phase};
 pub use handshake::{ConnectInfo, ConnectOptions, Connection, PhaseTimings, connect};
 pub use packet::{BinaryAssembler, BinaryPacket, Packet, PacketType};
-pub use same_task::with_connections;
 
 /// A packet that could not be decoded; carries a human-readable reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
