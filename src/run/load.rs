@@ -12,12 +12,7 @@ use crate::history::{EventKind, Recorder};
 const TICK: Duration = Duration::from_millis(100);
 
 /// Runs until aborted.
-/// `users_lag`: the worst lag the user threads saw (µs), taken here.
-pub async fn watch(
-    recorder: Recorder,
-    samples: super::memory::Samples,
-    users_lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
-) {
+pub async fn watch(recorder: Recorder, samples: super::memory::Samples) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mut cpu_before = process_cpu();
     let mut wall_before = Instant::now();
@@ -31,8 +26,6 @@ pub async fn watch(
         expected = now + TICK;
         ticks += 1;
         if ticks == 10 {
-            let users = users_lag.swap(0, std::sync::atomic::Ordering::Relaxed);
-            worst = worst.max(Duration::from_micros(users));
             let cpu = process_cpu();
             let wall = now.duration_since(wall_before).as_secs_f64();
             let share = match (cpu, cpu_before) {

@@ -12,7 +12,6 @@ pub mod limits;
 pub mod live;
 pub mod load;
 pub mod memory;
-pub mod threads;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -275,12 +274,7 @@ async fn run_users(
         );
     }
     let rss = memory::Samples::default();
-    let user_threads = threads::UserThreads::start(threads::count())?;
-    let load_watch = tokio::spawn(load::watch(
-        recorder.clone(),
-        rss.clone(),
-        user_threads.lag(),
-    ));
+    let load_watch = tokio::spawn(load::watch(recorder.clone(), rss.clone()));
     let (phase_tx, phase_rx) = watch::channel(Phase::Chat);
     // Until the checker judges membership windows from the history, owed
     // deliveries in conversations whose membership changes are not decided.
@@ -387,10 +381,7 @@ async fn run_users(
             blackholes: blackholes.get(&cohort.name).map(|b| b.subscribe()),
             sync: plan.sync_of(i),
         };
-        users.spawn_on(
-            Box::new(User::new(i, conversations, ctx.clone(), route)).run(),
-            user_threads.handle(i as usize),
-        );
+        users.spawn(Box::new(User::new(i, conversations, ctx.clone(), route)).run());
         tokio::time::sleep_until(ramp_start + gap * (i + 1)).await;
     }
     if opts.shard.is_some() {
@@ -452,7 +443,6 @@ async fn run_users(
     progress.stop().await;
     load_watch.abort();
     let _ = load_watch.await;
-    user_threads.stop().await;
     let elapsed = start.elapsed();
     drop(ctx);
     drop(recorder);
