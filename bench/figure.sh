@@ -11,6 +11,8 @@
 #   ramp           connect ramp rate: login + connect + join, users/s (same run)
 #   cpu-message    harness CPU per delivered message at steady chat load (5,000 users)
 #   cpu-reconnect  harness CPU per user-reconnect (5,000 users, server killed mid-chat)
+#   cpu-idle       harness CPU per connected, silent user-second (5,000 users,
+#                  nobody sends): the part of cpu-message that is not per delivery
 #   checker        checker throughput from history.jsonl (parse + check), delivery events/s
 #   checker-memory checker heap per accepted message over a long run (2 M messages)
 #   proxy-latency  the proxy's added round-trip latency, no toxic (p99)
@@ -46,6 +48,7 @@ case "$name" in
   ramp) users_run 18000 2000 60 every=60 | last 'connect ramp' ;;
   cpu-message) users_run 5000 1000 60 | last 'cpu per delivered message' ;;
   cpu-reconnect) users_run 5000 2500 30 restart | last 'cpu per user-reconnect' ;;
+  cpu-idle) users_run 5000 1000 30 idle | last 'cpu per connected user-second' ;;
   checker) cargo bench --quiet --bench checker 2>&1 | tee /dev/stderr | last 'check_file throughput' ;;
   checker-memory) cargo bench --quiet --bench checker 2>&1 | tee /dev/stderr | last 'checker heap per accepted message' ;;
   proxy-latency) cargo bench --quiet --bench proxy_latency 2>&1 | tee /dev/stderr | last 'added by the proxy' ;;

@@ -1,6 +1,6 @@
 //! Benchmark: how many users one harness process holds, what each costs.
 //!
-//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS] [restart] [every=SECONDS]`
+//! Run: `cargo run --release --example users_bench -- [USERS] [RAMP_PER_S] [CHAT_SECONDS] [restart] [every=SECONDS] [idle]`
 //! (defaults 5000 2500 30, one message per user every 10 s; `bench/figure.sh`
 //! holds the exact commands of README's figures). It runs a real scenario against the embedded
 //! server (a separate process, so its CPU and memory are not counted here)
@@ -14,7 +14,11 @@
 //!   chat phase and restarted 1 s later, so every user reconnects (backoff,
 //!   connect, rejoin, REST sync, resend); harness CPU per user-reconnect is
 //!   the CPU from the kill until everyone is back, less what the chat load
-//!   alone costs over that time, divided by the reconnects.
+//!   alone costs over that time, divided by the reconnects;
+//! - harness CPU per connected user-second over the same steady window;
+//!   with `idle` nobody sends (`messages = 0`), so it is what connected,
+//!   silent users cost (heartbeats, timers, the run's own bookkeeping), the
+//!   part of a chat run's CPU that is not per delivery.
 //!
 //! Not a test: the machine is shared and noisy, so the figures are reported,
 //! never asserted.
@@ -74,6 +78,7 @@ async fn main() {
     let ramp: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2500);
     let chat: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30);
     let restart = args.iter().skip(4).any(|a| a == "restart");
+    let idle = args.iter().skip(4).any(|a| a == "idle");
     // Seconds between one user's messages: the chat load per user.
     let every: u32 = args
         .iter()
@@ -86,6 +91,9 @@ async fn main() {
          [users]\ncount = {users}\nconversations = {}\nmembers = 10\nsend_rate = \"1/{every}s\"\nmessage_size = 64\n",
         users / 10
     );
+    if idle {
+        scenario += "messages = 0\n";
+    }
     if restart {
         scenario += &format!(
             "[[faults]]\nkind = \"server-restart\"\nmode = \"crash\"\nat = \"{fault_at}s\"\ndown = \"1s\"\n"
@@ -185,8 +193,13 @@ async fn main() {
         (b.cpu - a.cpu).as_secs_f64() * 1e6 / (b.delivered - a.delivered).max(1) as f64;
     let peak = samples.iter().map(|x| x.rss).max().unwrap_or(0);
 
+    let load = if idle {
+        "no messages (idle)".to_owned()
+    } else {
+        format!("1 msg/{every}s per user")
+    };
     println!(
-        "users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, 1 msg/{every}s per user"
+        "users_bench: {users} users, ramp {ramp}/s, chat {chat}s, 10 members per conversation, {load}"
     );
     println!(
         "verdict: {:?} {:?}; sent {} acked {} delivered {}/{} connect failures {}; {}",
@@ -256,7 +269,13 @@ async fn main() {
             "harness cpu per user-reconnect: {:.0} µs",
             (cpu - steady_cpu_per_s * window).max(0.0) * 1e6 / reconnects.max(1) as f64
         );
-    } else {
+    } else if b.delivered > a.delivered {
         println!("harness cpu per delivered message: {cpu_per_msg:.2} µs");
+    } else {
+        println!("harness cpu per delivered message: none delivered in the window");
     }
+    println!(
+        "harness cpu per connected user-second: {:.2} µs",
+        steady_cpu_per_s * 1e6 / held.max(1) as f64
+    );
 }
