@@ -4,6 +4,7 @@
 //! mistake costs a one-line error with file:line:column instead of a run.
 
 pub mod error;
+mod explain;
 pub mod faults;
 pub mod faults_file;
 pub mod file;
@@ -16,6 +17,7 @@ pub use error::ScenarioError;
 pub use faults::{Action, Cohort, NetEffect, OfflineMode, RestartMode, Step};
 pub use faults_file::{FaultKind, Share};
 pub use file::{ApiPaths, Driver, EventNames, Resend, SyncMode};
+pub use plan::base_url_problem;
 pub use plan::{CapacityPlan, Plan, ReconnectPolicy, TargetPlan, UsersPlan};
 
 /// Reads and resolves a scenario file.
@@ -33,8 +35,7 @@ pub fn load(path: &Path) -> Result<Plan, ScenarioError> {
 /// Resolves scenario text; `path` names it in errors and in the plan.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioError> {
     let file: file::ScenarioFile = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        let fix = fix_for(&message);
+        let (message, fix) = explain::explain(e.message().trim(), text, e.span());
         let err = ScenarioError::at(path, text, e.span(), message);
         match fix {
             Some(f) => err.with_fix(f),
@@ -42,17 +43,4 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioError> {
         }
     })?;
     plan::resolve(path, text, file)
-}
-
-/// Extra advice for serde's own messages, where it has something to add.
-fn fix_for(message: &str) -> Option<String> {
-    if message.starts_with("unknown field") {
-        Some("remove the key or correct its spelling; the keys this section accepts are listed above".into())
-    } else if message.starts_with("missing field `users`") {
-        Some("add a [users] section with at least `count = N`".into())
-    } else if message.starts_with("unknown variant") {
-        Some("use one of the values listed above".into())
-    } else {
-        None
-    }
 }
