@@ -113,8 +113,10 @@ pub enum ReportCommand {
         checks: Vec<String>,
     },
     /// Compare a run against a baseline: per metric, p50/p99/max ratios
-    /// NEW/BASE. Exit 3 when one is worse than its tolerance, 1 when NEW
-    /// has a kind of violation BASE did not.
+    /// NEW/BASE. Exit 3 when one is worse than its tolerance (and the
+    /// floor), 1 when NEW has a kind of violation BASE did not, 4 when
+    /// either run was interrupted or its harness saturated. The handshake
+    /// phases are shown, and judged only when a tolerance names them.
     Compare {
         /// The baseline run's folder (or its summary.json).
         base: PathBuf,
@@ -125,6 +127,11 @@ pub enum ReportCommand {
         /// statistic (repeatable; the most specific wins).
         #[arg(long, value_name = "PCT|METRIC[.STAT]=PCT")]
         tolerance: Vec<String>,
+        /// A figure at most this much worse is never a regression, whatever
+        /// its ratio (sub-millisecond differences are scheduler noise on
+        /// loopback); `0s` judges by ratio alone.
+        #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+        floor: Duration,
     },
 }
 
@@ -355,10 +362,12 @@ fn report(cmd: ReportCommand) -> Result<Exit> {
             base,
             new,
             tolerance,
+            floor,
         } => {
             let tolerance = compare::Tolerance::parse(&tolerance).map_err(ExitError::bad_input)?;
             let (base, new) = (read(&base)?, read(&new)?);
-            let comparison = compare::compare(&base, &new, &tolerance);
+            let floor_us = u64::try_from(floor.as_micros()).unwrap_or(u64::MAX);
+            let comparison = compare::compare(&base, &new, &tolerance, floor_us);
             println!("{}", comparison.render());
             Ok(comparison.exit())
         }

@@ -1,8 +1,18 @@
 //! `report compare BASE NEW`: a run against a baseline, for release gating.
 //! Per latency metric (all samples) and statistic (p50, p99, max) the ratio
-//! NEW/BASE; a ratio above 1 + tolerance is a regression (exit 3), and a
-//! kind of violation NEW has that BASE did not is a new failure (exit 1,
-//! which wins, as it does for a run).
+//! NEW/BASE; a ratio above 1 + tolerance that is also more than the floor
+//! (1 ms unless told) is a regression (exit 3), and a kind of violation NEW
+//! has that BASE did not is a new failure (exit 1, which wins, as it does for
+//! a run). A run that was interrupted, or whose harness was too saturated to
+//! be judged on latency, has no figures to gate on (exit 4), in the order a
+//! run's own exit code follows.
+//!
+//! The handshake phases (`handshake.*`) are shown and not judged unless a
+//! `--tolerance` names them: they split one connect into microsecond-scale
+//! parts that two runs of the same build differ in by 2× (and a SYN the
+//! kernel dropped during a reconnect storm makes one p99 a second), so
+//! gating on them by default failed identical builds. The user-facing
+//! figures (`reconnect`, `recovery`, `delivery`…) are judged.
 
 use std::fmt::Write;
 
@@ -18,11 +28,22 @@ pub const STATS: [&str; 3] = ["p50", "p99", "max"];
 /// The default tolerance when none is given: 10 %.
 pub const DEFAULT_TOLERANCE: f64 = 0.10;
 
+/// The metrics shown but judged only when a tolerance names them.
+const INFORMATIONAL: &str = "handshake";
+
+/// Whether `metric` is one of the informational handshake phases.
+fn informational(metric: &str) -> bool {
+    metric
+        .strip_prefix(INFORMATIONAL)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// How much worse NEW may be, overall and per metric or metric.stat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tolerance {
     pub default: f64,
-    /// (`reconnect` or `reconnect.p99`, fraction); the most specific wins.
+    /// (`reconnect` or `reconnect.p99`, or `handshake` for every phase,
+    /// fraction); the most specific wins.
     pub overrides: Vec<(String, f64)>,
 }
 
@@ -37,7 +58,8 @@ impl Default for Tolerance {
 
 impl Tolerance {
     /// `--tolerance` values: `15%` sets the default, `reconnect=25%` one
-    /// metric, `reconnect.p99=25%` one statistic. The error names the fix.
+    /// metric, `reconnect.p99=25%` one statistic, `handshake=50%` every
+    /// handshake phase (and so judges them). The error names the fix.
     pub fn parse(args: &[String]) -> Result<Tolerance, String> {
         let mut t = Tolerance::default();
         for arg in args {
@@ -46,12 +68,13 @@ impl Tolerance {
                 Some((key, value)) => {
                     let key = key.trim();
                     let known = METRICS.contains(&key)
+                        || key == INFORMATIONAL
                         || key
                             .rsplit_once('.')
                             .is_some_and(|(m, s)| METRICS.contains(&m) && STATS.contains(&s));
                     if !known {
                         return Err(format!(
-                            "--tolerance {arg}: `{key}` is not a metric or metric.stat; metrics: {}; stats: {}",
+                            "--tolerance {arg}: `{key}` is not a metric or metric.stat; metrics: {} (or handshake for all its phases); stats: {}",
                             METRICS.join(", "),
                             STATS.join(", ")
                         ));
@@ -66,11 +89,22 @@ impl Tolerance {
     }
 
     pub fn get(&self, metric: &str, stat: &str) -> f64 {
+        self.named(metric, stat).unwrap_or(self.default)
+    }
+
+    /// The tolerance a `--tolerance` gave this figure by name, if any.
+    fn named(&self, metric: &str, stat: &str) -> Option<f64> {
         let exact = format!("{metric}.{stat}");
         let find = |k: &str| self.overrides.iter().find(|(o, _)| o == k).map(|(_, v)| *v);
         find(&exact)
             .or_else(|| find(metric))
-            .unwrap_or(self.default)
+            .or_else(|| informational(metric).then(|| find(INFORMATIONAL)).flatten())
+    }
+
+    /// Whether a worse figure fails the comparison: every figure, except
+    /// the handshake phases unless a tolerance names them.
+    pub fn judges(&self, metric: &str, stat: &str) -> bool {
+        !informational(metric) || self.named(metric, stat).is_some()
     }
 }
 
@@ -95,11 +129,17 @@ pub struct Row {
     pub new: u64,
     pub ratio: f64,
     pub tolerance: f64,
+    /// False for a figure shown for information only (see the module doc).
+    pub judged: bool,
+    /// How much worse (µs) it may be whatever the ratio.
+    pub floor: u64,
 }
 
 impl Row {
     pub fn regressed(&self) -> bool {
-        self.ratio > 1.0 + self.tolerance + 1e-9
+        self.judged
+            && self.ratio > 1.0 + self.tolerance + 1e-9
+            && self.new.saturating_sub(self.base) > self.floor
     }
 }
 
@@ -112,9 +152,13 @@ pub struct Comparison {
     /// Kinds NEW violated that BASE did not: (kind, count in NEW).
     pub new_violations: Vec<(Guarantee, u64)>,
     pub scenarios: (String, String),
+    /// Runs that were interrupted: their figures cover part of a run.
+    pub interrupted: Vec<String>,
+    /// Runs whose harness was too saturated to judge latency.
+    pub saturated: Vec<String>,
 }
 
-pub fn compare(base: &Summary, new: &Summary, tol: &Tolerance) -> Comparison {
+pub fn compare(base: &Summary, new: &Summary, tol: &Tolerance, floor_us: u64) -> Comparison {
     let overall = |s: &Summary| -> Vec<MetricSummary> {
         s.verdict
             .metrics
@@ -148,6 +192,8 @@ pub fn compare(base: &Summary, new: &Summary, tol: &Tolerance) -> Comparison {
                 new: nv,
                 ratio,
                 tolerance: tol.get(&bm.metric, stat),
+                judged: tol.judges(&bm.metric, stat),
+                floor: floor_us,
             });
         }
     }
@@ -162,20 +208,57 @@ pub fn compare(base: &Summary, new: &Summary, tol: &Tolerance) -> Comparison {
         .filter(|g| new.verdict.count(**g) > 0 && base.verdict.count(**g) == 0)
         .map(|g| (*g, new.verdict.count(*g)))
         .collect();
+    let (mut interrupted, mut saturated) = (Vec::new(), Vec::new());
+    for (which, s) in [("BASE", base), ("NEW", new)] {
+        if s.interrupted {
+            interrupted.push(format!(
+                "{which} ({}) was interrupted: its figures cover only part of the run",
+                s.run_id
+            ));
+        }
+        if s.verdict.harness.severe {
+            saturated.push(format!(
+                "{which} ({}): the harness was too saturated to judge latency ({})",
+                s.run_id,
+                s.verdict.harness.reasons.join("; ")
+            ));
+        }
+    }
     Comparison {
         rows,
         only_base: names(&b, &n),
         only_new: names(&n, &b),
         new_violations,
         scenarios: (base.scenario.clone(), new.scenario.clone()),
+        interrupted,
+        saturated,
+    }
+}
+
+/// A ratio in seven columns, however large.
+fn fmt_ratio(r: f64) -> String {
+    if !r.is_finite() {
+        "inf".to_owned()
+    } else if r < 10.0 {
+        format!("{r:.3}")
+    } else if r < 1_000.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
     }
 }
 
 impl Comparison {
-    /// 1 for new kinds of violation, else 3 for a regression, else 0.
+    /// The order a run's own exit code follows (README, Exit codes): an
+    /// interrupted run 4; else new kinds of violation 1 (their evidence
+    /// stands); else a saturated harness 4; else a regression 3; else 0.
     pub fn exit(&self) -> Exit {
-        if !self.new_violations.is_empty() {
+        if !self.interrupted.is_empty() {
+            Exit::Harness
+        } else if !self.new_violations.is_empty() {
             Exit::Violation
+        } else if !self.saturated.is_empty() {
+            Exit::Harness
         } else if self.rows.iter().any(Row::regressed) {
             Exit::Threshold
         } else {
@@ -198,16 +281,34 @@ impl Comparison {
             "metric", "stat", "base", "new", "ratio", "limit"
         );
         for r in &self.rows {
+            let limit = if r.judged {
+                format!("{:.2}", 1.0 + r.tolerance)
+            } else {
+                "info".to_owned()
+            };
             let _ = writeln!(
                 out,
-                "{:<18} {:<4} {:>10} {:>10} {:>7.3} {:>7.2}{}",
+                "{:<18} {:<4} {:>10} {:>10} {:>7} {:>7}{}",
                 r.metric,
                 r.stat,
                 fmt_us(r.base),
                 fmt_us(r.new),
-                r.ratio,
-                1.0 + r.tolerance,
+                fmt_ratio(r.ratio),
+                limit,
                 if r.regressed() { "  WORSE" } else { "" }
+            );
+        }
+        if self.rows.iter().any(|r| !r.judged) {
+            let _ = writeln!(
+                out,
+                "info: the handshake phases are shown, not judged (--tolerance handshake=PCT judges them)"
+            );
+        }
+        if let Some(floor) = self.rows.first().map(|r| r.floor).filter(|f| *f > 0) {
+            let _ = writeln!(
+                out,
+                "a figure at most {} worse is within tolerance whatever its ratio (--floor)",
+                fmt_us(floor)
             );
         }
         if !self.only_base.is_empty() {
@@ -231,13 +332,20 @@ impl Comparison {
                 g.name()
             );
         }
+        for why in self.interrupted.iter().chain(&self.saturated) {
+            let _ = writeln!(out, "cannot gate: {why}");
+        }
         let worse = self.rows.iter().filter(|r| r.regressed()).count();
         out += &match self.exit() {
             Exit::Pass => format!(
                 "PASS: {} figures within tolerance of the baseline",
-                self.rows.len()
+                self.rows.iter().filter(|r| r.judged).count()
             ),
             Exit::Violation => "FAIL: new kinds of violation".to_owned(),
+            Exit::Harness => {
+                "NOT COMPARED: a run's latencies cannot be gated on (run it again to the end)"
+                    .to_owned()
+            }
             _ => format!(
                 "FAIL: {worse} figure{} worse than the baseline beyond tolerance",
                 if worse == 1 { "" } else { "s" }
@@ -265,6 +373,59 @@ mod tests {
         assert!((t.get("delivery", "p50") - 0.2).abs() < 1e-12);
         assert!((t.get("handshake.tcp", "max") - 0.05).abs() < 1e-12);
         assert_eq!(Tolerance::parse(&[]).unwrap().default, DEFAULT_TOLERANCE);
+    }
+
+    #[test]
+    fn handshake_phases_are_judged_only_when_a_tolerance_names_them() {
+        let none = Tolerance::parse(&[]).unwrap();
+        assert!(none.judges("reconnect", "p99"));
+        assert!(!none.judges("handshake.tcp", "p99"));
+        let all = Tolerance::parse(&["handshake=50%".into()]).unwrap();
+        assert!(all.judges("handshake.open", "p50"));
+        assert!((all.get("handshake.open", "p50") - 0.5).abs() < 1e-12);
+        let one = Tolerance::parse(&["handshake.tcp.p99=20%".into()]).unwrap();
+        assert!(one.judges("handshake.tcp", "p99"));
+        assert!(!one.judges("handshake.tcp", "p50"));
+        assert!(!one.judges("handshake.open", "p99"));
+        // A default percentage alone does not name them.
+        assert!(
+            !Tolerance::parse(&["30%".into()])
+                .unwrap()
+                .judges("handshake.tcp", "max")
+        );
+    }
+
+    #[test]
+    fn a_regression_is_beyond_both_the_ratio_and_the_floor() {
+        let row = |base, new, floor| Row {
+            metric: "delivery".into(),
+            stat: "p50",
+            base,
+            new,
+            ratio: new as f64 / base as f64,
+            tolerance: 0.10,
+            judged: true,
+            floor,
+        };
+        assert!(!row(4, 7, 1_000).regressed(), "3 µs worse: noise");
+        assert!(row(4, 7, 0).regressed(), "no floor: the ratio alone");
+        assert!(row(2_000, 3_100, 1_000).regressed());
+        assert!(!row(2_000, 2_150, 0).regressed(), "within 10 %");
+        assert!(
+            !Row {
+                judged: false,
+                ..row(1, 1_000_000, 0)
+            }
+            .regressed()
+        );
+    }
+
+    #[test]
+    fn ratios_fit_their_column() {
+        assert_eq!(fmt_ratio(1.2), "1.200");
+        assert_eq!(fmt_ratio(12.345), "12.3");
+        assert_eq!(fmt_ratio(1985.365), "1985");
+        assert_eq!(fmt_ratio(f64::INFINITY), "inf");
     }
 
     #[test]
