@@ -267,6 +267,18 @@ fn run(args: RunArgs) -> Result<Exit> {
     for rule in &args.checks {
         plan.checks.set_arg(rule).map_err(ExitError::bad_input)?;
     }
+    if let Some(target) = &args.target
+        && let Some(why) = crate::scenario::base_url_problem(target)
+    {
+        let example = match target.split_once("://") {
+            Some((_, rest)) => format!("http://{rest}"),
+            None => format!("http://{target}"),
+        };
+        return Err(ExitError::bad_input(format!(
+            "--target {target:?} {why}: give the server's base URL, e.g. --target {example}"
+        ))
+        .into());
+    }
     let opts = crate::run::RunOptions {
         target_url: args.target,
         reports_dir: args.reports,
@@ -299,13 +311,17 @@ fn run(args: RunArgs) -> Result<Exit> {
     runtime.block_on(async move {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping the users and writing what was recorded (Ctrl-C again to quit at once)");
-                let _ = tx.send(());
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
+            let Some(mut stops) = StopSignals::new() else {
+                return;
+            };
+            let first = stops.next().await;
+            eprintln!(
+                "interrupted by {}: stopping the users and writing what was recorded (a second signal quits at once)",
+                first.name()
+            );
+            let _ = tx.send(());
+            let second = stops.next().await;
+            std::process::exit(second.exit_code());
         });
         let shutdown = async move {
             let _ = rx.await;
@@ -415,4 +431,56 @@ fn validate(args: &ValidateArgs) -> Result<Exit> {
     } else {
         Exit::BadInput
     })
+}
+
+/// A signal that asks a run to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "Ctrl-C",
+            StopSignal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The shell's code for a process ended by this signal (128 + number).
+    fn exit_code(self) -> i32 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, both: CI cancellation, `timeout`, `docker stop` and
+/// Kubernetes send SIGTERM, and the default action of dying at once would
+/// leave no report and the managed server and proxies running.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// `None` when the handlers cannot be installed (the run then goes on
+    /// without them, as it would have without this).
+    fn new() -> Option<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Ctrl-C's handler is installed by the first `ctrl_c()` poll; make
+        // sure it can be before promising it.
+        let _ = signal(SignalKind::interrupt()).ok()?;
+        let terminate = signal(SignalKind::terminate()).ok()?;
+        Some(StopSignals { terminate })
+    }
+
+    async fn next(&mut self) -> StopSignal {
+        tokio::select! {
+            Ok(()) = tokio::signal::ctrl_c() => StopSignal::Interrupt,
+            Some(()) = self.terminate.recv() => StopSignal::Terminate,
+            else => std::future::pending().await,
+        }
+    }
 }

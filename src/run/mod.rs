@@ -91,9 +91,6 @@ pub async fn run(
     if let Some(s) = opts.shard {
         run_id += &format!("-shard{}of{}", s.index, s.count);
     }
-    let dir = opts.reports_dir.join(&run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-
     // The file's own check (plan.rs) sees only `[target] url`; `--target`
     // makes the server external here, and a restart nobody can carry out
     // would fail mid-run, after every user was spawned.
@@ -120,20 +117,32 @@ pub async fn run(
         )
         .into());
     }
+    let dir = opts.reports_dir.join(&run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // A run that fails before its users start leaves no empty folder behind
+    // (it would match a baseline's `reports/NAME-*` glob); one the managed
+    // server wrote its log into stays, since the log says why.
+    let forget_if_empty = |e: anyhow::Error| {
+        let _ = std::fs::remove_dir(&dir);
+        e
+    };
+
     // The target first: nothing is spawned against a server that is not there.
     let mut managed = None;
     let base = match opts.target_url.clone().or_else(|| plan.target.url.clone()) {
         Some(url) => url,
         None => {
             let server = ManagedServer::start(&opts.server_binary, &plan, &dir)
-                .map_err(|e| ExitError::harness(format!("{e:#}")))?;
+                .map_err(|e| forget_if_empty(ExitError::harness(format!("{e:#}")).into()))?;
             let url = server.url();
             managed = Some(Arc::new(std::sync::Mutex::new(server)));
             url
         }
     };
     let api = Api::new(&base, plan.target.api.clone(), Duration::from_secs(10));
-    wait_healthy(&api).await?;
+    wait_healthy(&api)
+        .await
+        .map_err(|e| forget_if_empty(e.into()))?;
 
     // Then the cohorts' proxies, created before any user connects.
     let proxies = if plan.needs_proxy() {
@@ -150,7 +159,7 @@ pub async fn run(
             &format!("rcn{tag}"),
         )
         .await
-        .map_err(|e| ExitError::harness(format!("fault proxy: {e:#}")))?;
+        .map_err(|e| forget_if_empty(ExitError::harness(format!("fault proxy: {e:#}")).into()))?;
         Some(Arc::new(p))
     } else {
         None

@@ -15,6 +15,7 @@ use crate::server::Bug;
 
 mod capacity;
 mod target;
+pub use target::base_url_problem;
 
 use capacity::resolve_capacity;
 use target::resolve_target;

@@ -20,6 +20,7 @@ mod proxy_cli;
 mod proxy_toxics;
 mod report_cli;
 mod report_files;
+mod run_cli;
 mod run_e2e;
 mod scenarios;
 mod server;

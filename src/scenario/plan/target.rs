@@ -55,12 +55,10 @@ pub(super) fn resolve_target(
     let url = match t.url {
         Some(u) => {
             let s = u.get_ref().trim_end_matches('/').to_string();
-            if !(s.starts_with("http://") || s.starts_with("https://"))
-                || s.len() <= "http://".len()
-            {
+            if let Some(why) = base_url_problem(&s) {
                 return Err(err(
                     u.span(),
-                    format!("target.url {:?} is not an http(s) URL", u.get_ref()),
+                    format!("target.url {:?} {why}", u.get_ref()),
                     "write the server's base URL, e.g. url = \"http://127.0.0.1:3000\"",
                 ));
             }
@@ -105,4 +103,21 @@ pub(super) fn resolve_target(
         events: t.events,
         api: t.api,
     })
+}
+
+/// What is wrong with a server base URL (`[target] url`, `--target`), if
+/// anything: the users speak plain HTTP and WebSocket only (`sio` has no
+/// TLS), and a URL without its scheme would only fail later, as if the
+/// server were unreachable.
+pub fn base_url_problem(url: &str) -> Option<&'static str> {
+    if url.starts_with("https://") {
+        return Some(
+            "uses TLS, which the harness's client does not speak (put a TLS-terminating proxy aside and give its plain http:// address)",
+        );
+    }
+    match url.strip_prefix("http://") {
+        None => Some("is not an http:// URL"),
+        Some(rest) if rest.trim_end_matches('/').is_empty() => Some("has no host"),
+        Some(_) => None,
+    }
 }

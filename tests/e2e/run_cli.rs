@@ -1,0 +1,178 @@
+//! `reconnoiter run` as a process, the way CI starts and stops it: signals
+//! and a mistyped `--target`, judged by exit code, files and processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::BIN;
+
+const SCENARIO: &str = r#"
+[run]
+duration = "60s"
+ramp = "100/s"
+drain = "5s"
+seed = 7
+[users]
+count = 20
+conversations = 4
+members = 5
+send_rate = "2/s"
+"#;
+
+/// The pids whose parent is `parent` (from /proc).
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is still a live process (a zombie is not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_owned()))
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// The one run directory under `reports`, once it has a history with a
+/// connected user in it.
+fn wait_for_connected_users(reports: &Path, within: Duration) -> PathBuf {
+    let deadline = Instant::now() + within;
+    loop {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(reports)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let Some(dir) = dirs.iter().find(|d| {
+            std::fs::read_to_string(d.join("history.jsonl"))
+                .is_ok_and(|h| h.contains("\"connected\""))
+        }) {
+            return dir.clone();
+        }
+        assert!(Instant::now() < deadline, "no user connected in {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigterm_writes_a_partial_report_marked_interrupted_and_stops_the_server() {
+    let root = tempfile::tempdir().unwrap();
+    let scenario = root.path().join("sc.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let reports = root.path().join("reports");
+    let child = Command::new(BIN)
+        .args(["run", "-q", "--reports"])
+        .arg(&reports)
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = wait_for_connected_users(&reports, Duration::from_secs(30));
+    let server = children_of(child.id());
+    assert!(!server.is_empty(), "the embedded server runs as a child");
+
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        sent.elapsed() < Duration::from_secs(30),
+        "SIGTERM cut the 60 s run short"
+    );
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    assert_eq!(summary["exit_code"], 4);
+    for file in ["junit.xml", "summary.md", "history.jsonl"] {
+        assert!(dir.join(file).exists(), "{file} written");
+    }
+    for pid in server {
+        assert!(!alive(pid), "the server (pid {pid}) outlived the run");
+    }
+}
+
+#[test]
+fn a_target_without_a_scheme_is_a_command_line_mistake_named_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let scenario = root.path().join("sc.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    for (target, says) in [
+        ("127.0.0.1:1", "http://127.0.0.1:1"),
+        ("ftp://127.0.0.1:1", "http://"),
+    ] {
+        let started = Instant::now();
+        let o = Command::new(BIN)
+            .args(["run", "-q", "--target", target, "--reports"])
+            .arg(root.path().join("reports"))
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{target}: {stderr}");
+        assert!(stderr.contains("--target"), "{target}: {stderr}");
+        assert!(stderr.contains(says), "{target}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{target}: refused before any attempt to reach it"
+        );
+    }
+    assert!(
+        !root.path().join("reports").exists()
+            || std::fs::read_dir(root.path().join("reports"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "no run folder for a run that never started"
+    );
+}
+
+#[test]
+fn an_unreachable_target_is_exit_4_and_leaves_no_empty_run_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let scenario = root.path().join("sc.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let reports = root.path().join("reports");
+    let o = Command::new(BIN)
+        .args(["run", "-q", "--target", &format!("http://127.0.0.1:{port}")])
+        .arg("--reports")
+        .arg(&reports)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&reports)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "run folders left behind: {left:?}");
+}
