@@ -52,6 +52,7 @@ impl Checker {
     /// Loss and membership leaks, per (message, member slot).
     pub(super) fn judge_audiences(&mut self, ending: Ending) {
         let mut found = Vec::new();
+        let mut came = 0;
         for m in 0..self.messages.msgs.len() {
             let msg = &self.messages.msgs[m];
             if msg.phantom {
@@ -75,6 +76,7 @@ impl Checker {
                     membership::Member::Yes => {
                         self.verdict.counts.owed += 1;
                         if got {
+                            came += 1;
                             continue;
                         }
                         let user = self.users.get(u as usize);
@@ -94,6 +96,7 @@ impl Checker {
                 }
             }
         }
+        self.verdict.counts.delivered_owed = Some(came);
         for (m, u, kind) in found {
             let msg = &self.messages.msgs[m];
             let id = self.messages.id_of(m as u32).to_owned();

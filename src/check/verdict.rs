@@ -149,8 +149,14 @@ pub struct Counts {
     pub rejected: u64,
     /// Deliveries owed by the audiences of accepted messages.
     pub owed: u64,
-    /// First deliveries of a message to a user (live or sync).
+    /// First deliveries of a message to a user (live or sync), owed or not.
     pub delivered: u64,
+    /// Of `owed`, the deliveries that came. Less than `delivered` when
+    /// messages reached users nobody owed them to: a member whose
+    /// membership was changing (not judged) or a leak. `None` in a summary
+    /// written before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_owed: Option<u64>,
     /// Copies of a message a user already had.
     pub redelivered: u64,
     pub connects: u64,
@@ -166,6 +172,22 @@ pub struct Counts {
     /// the fault or the harness's timers ran late.
     #[serde(default)]
     pub outlived_blackholes: u64,
+}
+
+impl Counts {
+    /// Deliveries as every report prints them: those owed that came, over
+    /// those owed, then the repeats and what came that nobody was owed.
+    pub fn deliveries(&self) -> String {
+        let (came, extra) = match self.delivered_owed {
+            Some(came) => (came, self.delivered.saturating_sub(came)),
+            None => (self.delivered, 0),
+        };
+        let mut out = format!("{came}/{} (+{} repeats", self.owed, self.redelivered);
+        if extra > 0 {
+            out += &format!(", +{extra} not owed: membership changing or leaked");
+        }
+        out + ")"
+    }
 }
 
 /// One latency metric (all samples, or one tag's), in microseconds.

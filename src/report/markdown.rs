@@ -48,12 +48,10 @@ pub fn render(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "sent {} · accepted {} · delivered {}/{} owed (+{} repeats) · connects {} (reconnects {}, failures {}) · faults {}\n",
+        "sent {} · accepted {} · delivered {} · connects {} (reconnects {}, failures {}) · faults {}\n",
         c.sent,
         c.accepted,
-        c.delivered,
-        c.owed,
-        c.redelivered,
+        c.deliveries(),
         c.connects,
         c.reconnects,
         c.connect_failures,

@@ -140,7 +140,7 @@ impl Summary {
         let mut out = format!(
             "{scenario} ({users} users, {conv} conversations of {members}) against {target} in {secs:.1}s\n\
              connects {connects} (reconnects {rc}, failures {cf}), recovered {recovered}\n\
-             sent {sent}, accepted {acc}, rejected {rej}, delivered {del}/{owed} (+{dup} repeats)\n",
+             sent {sent}, accepted {acc}, rejected {rej}, delivered {del}\n",
             scenario = self.scenario,
             users = self.users,
             conv = self.conversations,
@@ -154,9 +154,7 @@ impl Summary {
             sent = c.sent,
             acc = c.accepted,
             rej = c.rejected,
-            del = c.delivered,
-            owed = c.owed,
-            dup = c.redelivered,
+            del = c.deliveries(),
         );
         if c.outlived_blackholes > 0 {
             out += &format!(

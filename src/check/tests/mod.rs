@@ -382,6 +382,15 @@ fn membership_windows_decide_leaks_and_count_what_was_in_flight() {
     assert_eq!(v.excluded.membership_in_flight, 1, "m2 to u2");
     assert_eq!(v.excluded.forfeited_by_removal, 1, "m1 to u2");
     assert_eq!(v.count(Guarantee::Loss), 0);
+    // Deliveries owed: m1 to u0-u2 (u2's forfeited), m2 and m3 to u0, u1.
+    // m2 to u2 (in flight) and m3 to u2 and u3 (leaks) came unowed.
+    assert_eq!(v.counts.owed, 7);
+    assert_eq!(v.counts.delivered, 9);
+    assert_eq!(v.counts.delivered_owed, Some(6));
+    assert_eq!(
+        v.counts.deliveries(),
+        "6/7 (+0 repeats, +3 not owed: membership changing or leaked)"
+    );
 }
 
 #[test]

@@ -104,7 +104,8 @@ fn cards(out: &mut String, s: &Summary) {
         .find(|m| m.metric == "reconnect" && m.tag.is_none())
         .map_or("–".to_owned(), |m| fmt_us(m.p99));
     let delivered = if c.owed > 0 {
-        format!("{:.2} %", c.delivered as f64 * 100.0 / c.owed as f64)
+        let came = c.delivered_owed.unwrap_or(c.delivered);
+        format!("{:.2} %", came as f64 * 100.0 / c.owed as f64)
     } else {
         "–".into()
     };
@@ -131,12 +132,7 @@ fn cards(out: &mut String, s: &Summary) {
             format!("{} accepted", c.accepted),
             "",
         ),
-        (
-            "delivered",
-            delivered,
-            format!("{} of {} owed", c.delivered, c.owed),
-            "",
-        ),
+        ("delivered", delivered, c.deliveries(), ""),
         (
             "reconnects",
             c.reconnects.to_string(),

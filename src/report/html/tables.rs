@@ -160,13 +160,7 @@ pub fn facts(s: &Summary) -> String {
                 c.sent, c.accepted, c.acked, c.rejected
             ),
         ),
-        (
-            "deliveries",
-            format!(
-                "{} of {} owed, {} repeats",
-                c.delivered, c.owed, c.redelivered
-            ),
-        ),
+        ("deliveries", c.deliveries()),
         ("token refreshes", c.token_refreshes.to_string()),
     ];
     let mut out = String::from("<table class=\"facts\"><tbody>");
