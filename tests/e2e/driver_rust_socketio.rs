@@ -81,7 +81,7 @@ fn assert_stored_once(s: &Summary, events: &[Event]) {
 
 /// Every violation but `duplicates` (see [`assert_stored_once`]) is about
 /// one of `users`: what they missed (loss) or what they sent.
-fn assert_only_about(s: &Summary, users: &BTreeSet<String>) {
+fn assert_only_about(s: &Summary, events: &[Event], users: &BTreeSet<String>) {
     for v in s
         .verdict
         .violations
@@ -94,10 +94,36 @@ fn assert_only_about(s: &Summary, users: &BTreeSet<String>) {
         };
         assert!(
             who.is_some_and(|u| users.contains(u)),
-            "{} is not about a stuck user ({users:?})",
-            v.explanation
+            "{} is not about a stuck user ({users:?}); what {} did:\n{}",
+            v.explanation,
+            who.map_or("nobody", String::as_str),
+            who.map(|u| what_they_did(events, u)).unwrap_or_default()
         );
     }
+}
+
+/// A user's connection and recovery events, one per line: the evidence a
+/// failure here needs (the run's folder is a temporary one, gone by then).
+fn what_they_did(events: &[Event], user: &str) -> String {
+    let Some(u) = user.strip_prefix('u').and_then(|n| n.parse::<u32>().ok()) else {
+        return String::new();
+    };
+    events
+        .iter()
+        .filter(|e| e.u == u || e.u == u32::MAX)
+        .filter(|e| {
+            !matches!(
+                e.kind,
+                EventKind::Delivered { .. }
+                    | EventKind::Sent { .. }
+                    | EventKind::Acked { .. }
+                    | EventKind::Emitted { .. }
+                    | EventKind::Load { .. }
+                    | EventKind::Memory { .. }
+            )
+        })
+        .map(|e| format!("  {:.6}s {:?}\n", e.t as f64 / 1e6, e.kind))
+        .collect()
 }
 
 /// What rust_socketio's random ack ids may do to any run (see the acks
@@ -120,7 +146,7 @@ fn assert_only_collision_harm(
     assert_stored_once(s, events);
     let deaf = stuck_users(events, PANICKED);
     assert!(s.live.stuck >= deaf.len() as u64, "{}", s.render());
-    assert_only_about(s, &deaf.union(also).cloned().collect());
+    assert_only_about(s, events, &deaf.union(also).cloned().collect());
     deaf
 }
 
@@ -260,9 +286,15 @@ down = "500ms"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_refusals_reach_the_driver_and_everyone_comes_back() {
     let (s, events) = run(TOKEN_EXPIRY, "rust_socketio").await;
-    assert_passes(&s);
+    // As everywhere with this library, its colliding ack ids may make its
+    // task panic (finding 4); that user is reported stuck and excused from
+    // the rest. Without a panic the run passes.
+    let deaf = assert_only_collision_harm(&s, &events, &BTreeSet::new());
+    if deaf.is_empty() {
+        assert_passes(&s);
+    }
     let users = of_user(&events);
-    for u in 0..10 {
+    for u in (0..10).filter(|u| !deaf.contains(&format!("u{u}"))) {
         let evs = &users[&u];
         // The library hands CONNECT_ERROR to its `error` callback and stops
         // reconnecting; the driver sees the refusal, the user logs in again
