@@ -31,7 +31,7 @@ use crate::nemesis::admin::Admin;
 use crate::nemesis::proxies::Proxies;
 use crate::report::summary::Summary;
 use crate::scenario::Plan;
-use crate::target::{Api, ManagedServer};
+use crate::target::{Api, ApiError, ManagedServer};
 use crate::user::stats::Stats;
 use crate::user::{Ctx, Phase, Route, User};
 
@@ -502,10 +502,20 @@ async fn wait_healthy(api: &Api) -> Result<(), ExitError> {
         match api.health().await {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
-                return Err(ExitError::harness(format!(
-                    "target {} is unreachable: {e}",
-                    api.base()
-                )));
+                return Err(ExitError::harness(match e {
+                    ApiError::Transport(_) => {
+                        format!("target {} is unreachable: {e}", api.base())
+                    }
+                    // Something answered: say what, not "unreachable".
+                    _ => format!(
+                        "target {} answers, but not as a chat server: GET {} gave {} \
+                         (check the URL; if your server's health endpoint is elsewhere, \
+                         set [target.api] health)",
+                        api.base(),
+                        api.health_url(),
+                        e.brief()
+                    ),
+                }));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }

@@ -18,6 +18,25 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// One line for a person: the status and the start of the body, with
+    /// its whitespace (an HTML page's newlines) collapsed.
+    pub fn brief(&self) -> String {
+        match self {
+            ApiError::Status { status, body } => {
+                let body: Vec<&str> = body.split_whitespace().collect();
+                let body = body.join(" ");
+                if body.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    let cut: String = body.chars().take(80).collect();
+                    let more = if cut.len() < body.len() { "…" } else { "" };
+                    format!("HTTP {status} ({cut}{more})")
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// True for 401/403: the credential, not the network, is the problem.
     pub fn is_auth(&self) -> bool {
         matches!(
@@ -228,7 +247,10 @@ impl Api {
     }
 
     pub async fn health(&self) -> Result<Value, ApiError> {
-        let url = format!("{}{}", self.base, self.paths.health);
-        Self::json(self.http.get(url).send().await?).await
+        Self::json(self.http.get(self.health_url()).send().await?).await
+    }
+
+    pub fn health_url(&self) -> String {
+        format!("{}{}", self.base, self.paths.health)
     }
 }

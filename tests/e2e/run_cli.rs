@@ -176,3 +176,46 @@ fn an_unreachable_target_is_exit_4_and_leaves_no_empty_run_folder() {
         .unwrap_or_default();
     assert!(left.is_empty(), "run folders left behind: {left:?}");
 }
+
+#[test]
+fn a_target_that_answers_but_is_no_chat_server_is_told_apart_from_unreachable() {
+    // A web server that is not a chat server: every request gets a 404 page.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "<!DOCTYPE HTML>\n<html>\n<title>Error 404</title>\n</html>\n";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let scenario = root.path().join("sc.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "-q", "--target", &format!("http://127.0.0.1:{port}")])
+        .arg("--reports")
+        .arg(root.path().join("reports"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("answers, but not as a chat server"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("GET http://127.0.0.1:"), "{line}");
+    assert!(
+        line.contains("/health gave HTTP 404 (<!DOCTYPE HTML> <html>"),
+        "{line}"
+    );
+    assert!(line.contains("[target.api] health"), "{line}");
+}
