@@ -348,10 +348,17 @@ fn report(cmd: ReportCommand) -> Result<Exit> {
     use crate::report::compare;
     use crate::report::summary::Summary;
     let read = |path: &std::path::Path| {
-        let dir = if path.is_file() {
-            path.parent().unwrap_or(path)
-        } else {
-            path
+        // A file is taken only if it is a summary.json; any other file
+        // would have been swapped for its folder's summary without a word.
+        let dir = match path.file_name() {
+            Some(name) if path.is_file() && name == "summary.json" => path.parent().unwrap_or(path),
+            _ if path.is_file() => {
+                return Err(ExitError::bad_input(format!(
+                    "{} is a file but not a summary.json: give a run's folder (reports/<run-id>) or its summary.json",
+                    path.display()
+                )));
+            }
+            _ => path,
         };
         Summary::read(dir)
             .map_err(|e| ExitError::bad_input(format!("cannot use this run summary: {e:#}")))

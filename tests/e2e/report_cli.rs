@@ -84,6 +84,17 @@ fn show_and_compare_refuse_unreadable_summaries_with_exit_2() {
     );
     assert!(stderr(&o).contains("summary.json"), "{}", stderr(&o));
 
+    // Another file is named as what it is, not swapped for its folder's summary.
+    let other = root.path().join("good").join("summary.md");
+    std::fs::write(&other, "# not a summary").unwrap();
+    let o = reconnoiter(&["report", "show", other.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("summary.md is a file but not a summary.json"),
+        "{}",
+        stderr(&o)
+    );
+
     let mut json = serde_json::to_value(report_support::passing()).unwrap();
     json["summary_version"] = 99.into();
     let future = root.path().join("future");
