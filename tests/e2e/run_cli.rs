@@ -7,19 +7,35 @@ use std::time::{Duration, Instant};
 
 use crate::common::BIN;
 
-const SCENARIO: &str = r#"
-[run]
-duration = "60s"
-ramp = "100/s"
-drain = "5s"
-seed = 7
-[users]
-count = 20
-conversations = 4
-members = 5
-send_rate = "2/s"
-"#;
+/// run_e2e's small run, long enough to be stopped or refused mid-way.
+fn write_scenario(root: &Path) -> PathBuf {
+    let path = root.join("sc.toml");
+    let text = crate::run_e2e::SMALL
+        .replace("duration = \"3s\"", "duration = \"60s\"")
+        .replace("drain = \"10s\"", "drain = \"5s\"");
+    std::fs::write(&path, text).unwrap();
+    path
+}
 
+/// `reconnoiter run -q --target TARGET` of that scenario, reports under
+/// `root/reports`.
+fn run_against(root: &Path, target: &str) -> (std::process::Output, String) {
+    let o = Command::new(BIN)
+        .args(["run", "-q", "--target", target, "--reports"])
+        .arg(root.join("reports"))
+        .arg(write_scenario(root))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o, stderr)
+}
+
+/// The run folders under `reports` (none when it does not exist).
+fn run_folders(reports: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(reports)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
 /// The pids whose parent is `parent` (from /proc).
 fn children_of(parent: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -55,10 +71,7 @@ fn alive(pid: u32) -> bool {
 fn wait_for_connected_users(reports: &Path, within: Duration) -> PathBuf {
     let deadline = Instant::now() + within;
     loop {
-        let dirs: Vec<PathBuf> = std::fs::read_dir(reports)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        if let Some(dir) = dirs.iter().find(|d| {
+        if let Some(dir) = run_folders(reports).iter().find(|d| {
             std::fs::read_to_string(d.join("history.jsonl"))
                 .is_ok_and(|h| h.contains("\"connected\""))
         }) {
@@ -72,13 +85,11 @@ fn wait_for_connected_users(reports: &Path, within: Duration) -> PathBuf {
 #[test]
 fn sigterm_writes_a_partial_report_marked_interrupted_and_stops_the_server() {
     let root = tempfile::tempdir().unwrap();
-    let scenario = root.path().join("sc.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
     let reports = root.path().join("reports");
     let child = Command::new(BIN)
         .args(["run", "-q", "--reports"])
         .arg(&reports)
-        .arg(&scenario)
+        .arg(write_scenario(root.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -117,20 +128,12 @@ fn sigterm_writes_a_partial_report_marked_interrupted_and_stops_the_server() {
 #[test]
 fn a_target_without_a_scheme_is_a_command_line_mistake_named_at_once() {
     let root = tempfile::tempdir().unwrap();
-    let scenario = root.path().join("sc.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
     for (target, says) in [
         ("127.0.0.1:1", "http://127.0.0.1:1"),
         ("ftp://127.0.0.1:1", "http://"),
     ] {
         let started = Instant::now();
-        let o = Command::new(BIN)
-            .args(["run", "-q", "--target", target, "--reports"])
-            .arg(root.path().join("reports"))
-            .arg(&scenario)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
+        let (o, stderr) = run_against(root.path(), target);
         assert_eq!(o.status.code(), Some(2), "{target}: {stderr}");
         assert!(stderr.contains("--target"), "{target}: {stderr}");
         assert!(stderr.contains(says), "{target}: {stderr}");
@@ -140,11 +143,7 @@ fn a_target_without_a_scheme_is_a_command_line_mistake_named_at_once() {
         );
     }
     assert!(
-        !root.path().join("reports").exists()
-            || std::fs::read_dir(root.path().join("reports"))
-                .unwrap()
-                .next()
-                .is_none(),
+        run_folders(&root.path().join("reports")).is_empty(),
         "no run folder for a run that never started"
     );
 }
@@ -152,28 +151,16 @@ fn a_target_without_a_scheme_is_a_command_line_mistake_named_at_once() {
 #[test]
 fn an_unreachable_target_is_exit_4_and_leaves_no_empty_run_folder() {
     let root = tempfile::tempdir().unwrap();
-    let scenario = root.path().join("sc.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
     // A port nothing listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let reports = root.path().join("reports");
-    let o = Command::new(BIN)
-        .args(["run", "-q", "--target", &format!("http://127.0.0.1:{port}")])
-        .arg("--reports")
-        .arg(&reports)
-        .arg(&scenario)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let (o, stderr) = run_against(root.path(), &format!("http://127.0.0.1:{port}"));
     assert_eq!(o.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("unreachable"), "{stderr}");
-    let left: Vec<_> = std::fs::read_dir(&reports)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let left = run_folders(&root.path().join("reports"));
     assert!(left.is_empty(), "run folders left behind: {left:?}");
 }
 
@@ -197,16 +184,7 @@ fn a_target_that_answers_but_is_no_chat_server_is_told_apart_from_unreachable() 
         }
     });
     let root = tempfile::tempdir().unwrap();
-    let scenario = root.path().join("sc.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let o = Command::new(BIN)
-        .args(["run", "-q", "--target", &format!("http://127.0.0.1:{port}")])
-        .arg("--reports")
-        .arg(root.path().join("reports"))
-        .arg(&scenario)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let (o, stderr) = run_against(root.path(), &format!("http://127.0.0.1:{port}"));
     assert_eq!(o.status.code(), Some(4), "{stderr}");
     let line = stderr
         .lines()

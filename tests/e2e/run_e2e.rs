@@ -21,7 +21,7 @@ fn options(dir: &Path) -> RunOptions {
     common::run_options(dir)
 }
 
-const SMALL: &str = r#"
+pub(crate) const SMALL: &str = r#"
 [run]
 duration = "3s"
 ramp = "100/s"
