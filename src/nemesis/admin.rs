@@ -13,9 +13,10 @@ pub struct Done {
 use serde_json::json;
 
 use crate::scenario::ApiPaths;
+use crate::target::http::{Http, Reply};
 
 pub struct Admin {
-    pub http: reqwest::Client,
+    pub http: Http,
     /// The server's own base URL.
     pub base: String,
     pub paths: ApiPaths,
@@ -34,12 +35,15 @@ impl Admin {
         for u in users {
             let r = self
                 .http
-                .post(format!("{}{}", self.base, self.paths.revoke))
-                .json(&json!({ "userId": format!("u{u}") }))
-                .send()
-                .await?;
-            if !r.status().is_success() {
-                bail!("revoking u{u}: HTTP {}", r.status());
+                .post_json(
+                    &format!("{}{}", self.base, self.paths.revoke),
+                    &json!({ "userId": format!("u{u}") }),
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow!(e))?;
+            if !r.is_success() {
+                bail!("revoking u{u}: HTTP {}", r.status);
             }
         }
         Ok(())
@@ -47,34 +51,43 @@ impl Admin {
 
     /// Removes each pair in order; says how many were removed before any failure.
     pub async fn remove(&self, pairs: &[(String, u32)]) -> Done {
-        self.each(pairs, "removing", |c, u| {
-            self.http.delete(format!("{}/u{u}", self.participants(c)))
+        self.each(pairs, "removing", |c, u| async move {
+            self.http
+                .delete(&format!("{}/u{u}", self.participants(c)))
+                .await
         })
         .await
     }
 
     pub async fn readd(&self, pairs: &[(String, u32)]) -> Done {
-        self.each(pairs, "re-adding", |c, u| {
+        self.each(pairs, "re-adding", |c, u| async move {
             self.http
-                .post(self.participants(c))
-                .json(&json!({ "userId": format!("u{u}") }))
+                .post_json(
+                    &self.participants(c),
+                    &json!({ "userId": format!("u{u}") }),
+                    None,
+                )
+                .await
         })
         .await
     }
 
     /// Sends one request per (conversation, user) pair, stopping at the first failure.
-    async fn each(
+    async fn each<'a, F>(
         &self,
-        pairs: &[(String, u32)],
+        pairs: &'a [(String, u32)],
         what: &str,
-        request: impl Fn(&str, u32) -> reqwest::RequestBuilder,
-    ) -> Done {
+        request: impl Fn(&'a str, u32) -> F,
+    ) -> Done
+    where
+        F: std::future::Future<Output = Result<Reply, String>>,
+    {
         let mut count = 0;
         for (c, u) in pairs {
-            let result = match request(c, *u).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(anyhow!("{what} u{u} ({c}): HTTP {}", r.status())),
-                Err(e) => Err(e.into()),
+            let result = match request(c, *u).await {
+                Ok(r) if r.is_success() => Ok(()),
+                Ok(r) => Err(anyhow!("{what} u{u} ({c}): HTTP {}", r.status)),
+                Err(e) => Err(anyhow!(e)),
             };
             if result.is_err() {
                 return Done { count, result };
@@ -92,10 +105,9 @@ impl Admin {
         loop {
             let r = self
                 .http
-                .get(format!("{}{}", self.base, self.paths.health))
-                .send()
+                .get(&format!("{}{}", self.base, self.paths.health), None)
                 .await;
-            if matches!(&r, Ok(r) if r.status().is_success()) {
+            if matches!(&r, Ok(r) if r.is_success()) {
                 return Ok(());
             }
             if Instant::now() >= deadline {

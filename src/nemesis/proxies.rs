@@ -19,6 +19,7 @@ use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::ProxyPack;
 
 use crate::scenario::{NetEffect, OfflineMode, Plan};
+use crate::target::http::Http;
 
 /// One proxy of a cohort: which API serves it, its name and where users connect.
 #[derive(Debug, Clone)]
@@ -42,10 +43,9 @@ pub struct Proxies {
     links: HashMap<String, Vec<Link>>,
     /// cohort → users per link, to map a user to its link.
     per_link: HashMap<String, u32>,
-    /// For `reset_peer`, built at the first reset and kept for the run:
-    /// building a reqwest client loads the system's CA bundle (OpenSSL,
-    /// about 460,000 allocations), which was paid on every reset.
-    reset_http: std::sync::OnceLock<reqwest::Client>,
+    /// For `reset_peer`, which toxiproxy_rust has no helper for: one
+    /// connection pool for the run's resets.
+    reset_http: Http,
 }
 
 /// A proxy process holds two sockets per user (client side and upstream).
@@ -186,7 +186,7 @@ impl Proxies {
             children,
             links,
             per_link,
-            reset_http: std::sync::OnceLock::new(),
+            reset_http: Http::new(std::time::Duration::from_secs(10)),
         })
     }
 
@@ -220,8 +220,7 @@ impl Proxies {
             } = effect
             {
                 // toxiproxy_rust has no reset_peer helper: plain HTTP, same API.
-                let http = self.reset_http.get_or_init(reqwest::Client::new);
-                reset_peer(http, &self.apis[api], &name).await?;
+                reset_peer(&self.reset_http, &self.apis[api], &name).await?;
                 continue;
             }
             let expect = self
@@ -336,16 +335,15 @@ impl Proxies {
     }
 }
 
-async fn reset_peer(http: &reqwest::Client, api: &str, name: &str) -> anyhow::Result<()> {
+async fn reset_peer(http: &Http, api: &str, name: &str) -> anyhow::Result<()> {
     for stream in ["downstream", "upstream"] {
         let body = serde_json::json!({ "type": "reset_peer", "name": format!("reset_peer_{stream}"), "stream": stream, "toxicity": 1.0, "attributes": { "timeout": 0 } });
         let r = http
-            .post(format!("http://{api}/proxies/{name}/toxics"))
-            .json(&body)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("adding reset_peer to {name}: HTTP {}", r.status());
+            .post_json(&format!("http://{api}/proxies/{name}/toxics"), &body, None)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        if !r.is_success() {
+            bail!("adding reset_peer to {name}: HTTP {}", r.status);
         }
     }
     Ok(())

@@ -345,8 +345,7 @@ async fn run_users(
         server: managed,
         restart_command: plan.target.restart_command.clone(),
         admin: Admin {
-            // The users' client: building one loads the system's CA
-            // bundle (OpenSSL, for reqwest's TLS), 460,000 allocations.
+            // The users' connection pool.
             http: api.http().clone(),
             base: base.clone(),
             paths: plan.target.api.clone(),

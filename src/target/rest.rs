@@ -1,10 +1,11 @@
 //! The REST calls a user makes: login, refresh, missed messages, health.
-//! One `reqwest::Client` is shared by every user so connections are pooled.
+//! One `Http` client is shared by every user so connections are pooled.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::http::{Http, Reply, with_query};
 use crate::scenario::ApiPaths;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,16 +50,10 @@ impl ApiError {
     }
 }
 
-impl From<reqwest::Error> for ApiError {
-    fn from(e: reqwest::Error) -> Self {
-        // reqwest's Display hides the cause ("error sending request"); keep it.
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        ApiError::Transport(msg)
+impl From<String> for ApiError {
+    /// The transport's error ([`Http`]'s), with its causes.
+    fn from(e: String) -> Self {
+        ApiError::Transport(e)
     }
 }
 
@@ -73,22 +68,15 @@ pub struct Session {
 
 #[derive(Clone)]
 pub struct Api {
-    http: reqwest::Client,
+    http: Http,
     base: String,
     paths: ApiPaths,
 }
 
 impl Api {
     pub fn new(base: &str, paths: ApiPaths, timeout: Duration) -> Api {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            // Idle pooled sockets count against the open-files limit the
-            // users need; a few dozen serve thousands of users' REST calls.
-            .pool_max_idle_per_host(32)
-            .build()
-            .expect("reqwest client");
         Api {
-            http,
+            http: Http::new(timeout),
             base: base.trim_end_matches('/').to_owned(),
             paths,
         }
@@ -105,7 +93,7 @@ impl Api {
     }
 
     /// The shared client, for the harness's own calls (fault admin).
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &Http {
         &self.http
     }
 
@@ -113,12 +101,11 @@ impl Api {
         &self.base
     }
 
-    async fn json(resp: reqwest::Response) -> Result<Value, ApiError> {
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
+    fn json(resp: Reply) -> Result<Value, ApiError> {
+        let text = resp.text();
+        if !resp.is_success() {
             return Err(ApiError::Status {
-                status: status.as_u16(),
+                status: resp.status,
                 body: text.chars().take(200).collect(),
             });
         }
@@ -147,12 +134,9 @@ impl Api {
         let url = format!("{}{}", self.base, self.paths.login);
         let v = Self::json(
             self.http
-                .post(url)
-                .json(&json!({ "userId": user }))
-                .send()
+                .post_json(&url, &json!({ "userId": user }), None)
                 .await?,
-        )
-        .await?;
+        )?;
         Self::session(&v)
     }
 
@@ -160,12 +144,9 @@ impl Api {
         let url = format!("{}{}", self.base, self.paths.refresh);
         let v = Self::json(
             self.http
-                .post(url)
-                .json(&json!({ "refreshToken": refresh }))
-                .send()
+                .post_json(&url, &json!({ "refreshToken": refresh }), None)
                 .await?,
-        )
-        .await?;
+        )?;
         let mut s = Self::session(&v)?;
         if s.refresh.is_none() {
             s.refresh = Some(refresh.to_owned());
@@ -187,22 +168,15 @@ impl Api {
         let mut all: Vec<Value> = Vec::new();
         let mut cursor = since.map(str::to_owned);
         for _ in 0..100 {
-            let mut query = vec![
-                ("conversationId", conversation.to_owned()),
-                ("limit", "10000".to_owned()),
-            ];
+            let mut query = vec![("conversationId", conversation), ("limit", "10000")];
             if let Some(s) = &cursor {
-                query.push(("since", s.clone()));
+                query.push(("since", s));
             }
             let v = Self::json(
                 self.http
-                    .get(&url)
-                    .query(&query)
-                    .bearer_auth(token)
-                    .send()
+                    .get(&with_query(&url, &query), Some(token))
                     .await?,
-            )
-            .await?;
+            )?;
             let Some(Value::Array(page)) = v.get("messages") else {
                 return Err(ApiError::Shape(format!(
                     "no messages array in {}",
@@ -228,7 +202,7 @@ impl Api {
     /// `GET conversations`: the ids of the conversations the user is in now.
     pub async fn conversations(&self, token: &str) -> Result<Vec<String>, ApiError> {
         let url = format!("{}{}", self.base, self.paths.conversations);
-        let v = Self::json(self.http.get(url).bearer_auth(token).send().await?).await?;
+        let v = Self::json(self.http.get(&url, Some(token)).await?)?;
         let list = v
             .get("conversations")
             .and_then(Value::as_array)
@@ -247,7 +221,7 @@ impl Api {
     }
 
     pub async fn health(&self) -> Result<Value, ApiError> {
-        Self::json(self.http.get(self.health_url()).send().await?).await
+        Self::json(self.http.get(&self.health_url(), None).await?)
     }
 
     pub fn health_url(&self) -> String {
