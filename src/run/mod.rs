@@ -311,6 +311,7 @@ async fn run_users(
         phase: phase_rx,
         audience: audience.clone(),
         seed: plan.seed,
+        run_tag: Ctx::new_run_tag(),
     });
 
     let (interrupt_tx, mut interrupted) = watch::channel(false);

@@ -38,6 +38,25 @@ pub struct Ctx {
     /// Deliveries owed per acknowledged message.
     pub ledger: Arc<super::ledger::Ledger>,
     pub seed: u64,
+    /// This run's own part of every temp_id. A server keeps temp_ids to
+    /// make resends idempotent, across runs too: the same scenario run
+    /// twice against one server would otherwise send `u3-0` again, which
+    /// the server rightly answers with the first run's message and does
+    /// not broadcast, and every message of the second run would be
+    /// reported lost.
+    pub run_tag: String,
+}
+
+impl Ctx {
+    /// A new temp_id for `user`'s `n`-th message of this run.
+    pub fn temp_id(&self, user: &str, n: u64) -> String {
+        format!("{user}-{n}.{}", self.run_tag)
+    }
+
+    /// A tag no other run is likely to have (32 random bits).
+    pub fn new_run_tag() -> String {
+        format!("{:08x}", rand::random::<u32>())
+    }
 }
 
 /// How many members each conversation has now.

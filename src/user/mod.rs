@@ -400,7 +400,7 @@ impl User {
         let n = self.next_n;
         self.next_n += 1;
         self.created += 1;
-        let temp_id = format!("{}-{n}", self.name);
+        let temp_id = self.ctx.temp_id(&self.name, n);
         let content = self.content(&temp_id);
         // Due now unless a send timer fired late: then its due time, so a
         // slow harness cannot hide the wait from the delivery latency.

@@ -345,7 +345,7 @@ impl User {
     fn rename(&mut self, key: u64) {
         let n = self.next_n;
         self.next_n += 1;
-        let temp_id = format!("{}-{n}", self.name);
+        let temp_id = self.ctx.temp_id(&self.name, n);
         if let Some(p) = self.outbox.get_mut(key) {
             let old = std::mem::replace(&mut p.temp_id, temp_id.clone());
             self.record(EventKind::Renamed {

@@ -197,3 +197,52 @@ fn a_target_that_answers_but_is_no_chat_server_is_told_apart_from_unreachable() 
     );
     assert!(line.contains("[target.api] health"), "{line}");
 }
+
+/// The same scenario run twice against one long-lived server, as a staging
+/// server sees it: the second run's sends are new messages, not resends of
+/// the first run's (a server dedupes by temp_id across runs), so both pass
+/// with every delivery.
+#[test]
+fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
+    let server = crate::common::ServerProcess::start(&[
+        "--users",
+        "20",
+        "--conversations",
+        "4",
+        "--members",
+        "5",
+        "--seed",
+        "7",
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    let scenario = root.path().join("sc.toml");
+    std::fs::write(&scenario, crate::run_e2e::SMALL).unwrap();
+    for round in ["first", "second"] {
+        let reports = root.path().join(round);
+        let o = Command::new(BIN)
+            .args(["run", "-q", "--target", &server.url(), "--reports"])
+            .arg(&reports)
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        let folder = run_folders(&reports).pop().expect("a run folder");
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+                .unwrap();
+        let counts = &summary["verdict"]["counts"];
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{round} run: {counts}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            counts["accepted"].as_u64().unwrap() > 0,
+            "{round}: {counts}"
+        );
+        assert_eq!(
+            counts["delivered_owed"], counts["owed"],
+            "{round}: {counts}"
+        );
+    }
+}
