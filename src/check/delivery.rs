@@ -70,7 +70,8 @@ pub struct Msg {
     pub lo: u64,
     pub hi: u64,
     pub acked: bool,
-    /// No user sent it.
+    /// No user of this run sent it: a phantom, or a message from before
+    /// the run. Either way it owes nobody a delivery.
     pub phantom: bool,
     /// Deliveries seen (any user), so the first one links the send.
     pub seen: u32,
@@ -81,6 +82,10 @@ pub struct Msg {
 #[derive(Debug, Default)]
 pub struct Conv {
     pub name: String,
+    /// The lowest `seq` the server gave a message of this run here (from
+    /// acks and linked deliveries): a message nobody sent with a lower one
+    /// was stored before the run began.
+    pub first_seq: Option<i64>,
     pub slots: Vec<u32>,
     pub membership: Vec<Timeline>,
 }
@@ -95,6 +100,14 @@ pub struct Messages {
 }
 
 impl Messages {
+    /// Notes a seq the server gave one of this run's messages in `conv`.
+    pub fn ours(&mut self, conv: u32, seq: Option<i64>) {
+        if let Some(seq) = seq {
+            let first = &mut self.convs[conv as usize].first_seq;
+            *first = Some(first.map_or(seq, |f| f.min(seq)));
+        }
+    }
+
     pub fn conversation(&mut self, name: &str) -> u32 {
         if let Some(i) = self.conv_index.get(name) {
             return *i;

@@ -191,10 +191,10 @@ impl Checker {
                 temp_id,
                 conversation,
                 id,
-                ..
+                seq,
             } => {
                 self.verdict.counts.acked += 1;
-                self.acked(e, temp_id, conversation, id);
+                self.acked(e, temp_id, conversation, id, *seq);
             }
             EventKind::Rejected { .. } => self.verdict.counts.rejected += 1,
             EventKind::Delivered {

@@ -6,8 +6,16 @@ use super::{Checker, Guarantee, Violation, delivery};
 use crate::history::Event;
 
 impl Checker {
-    pub(super) fn acked(&mut self, e: &Event, temp_id: &str, conversation: &str, id: &str) {
+    pub(super) fn acked(
+        &mut self,
+        e: &Event,
+        temp_id: &str,
+        conversation: &str,
+        id: &str,
+        seq: Option<i64>,
+    ) {
         let conv = self.messages.conversation(conversation);
+        self.messages.ours(conv, seq);
         let m = self.messages.message(id, conv, e.t);
         self.messages.msgs[m as usize].acked = true;
         self.link(e, e.u, temp_id, m);
@@ -79,6 +87,7 @@ impl Checker {
                     if (s as usize) < self.users.len()
                         && self.users[s as usize].send_of(tid).is_some() =>
                 {
+                    self.messages.ours(conv, seq);
                     self.link(e, s, tid, m);
                 }
                 // Not (yet) a send we know: decided at the end, because a
@@ -213,6 +222,29 @@ impl Checker {
         let _ = self.delivery_interval.record(v);
     }
 
+    /// Whether a message no send of this run claims was stored before the
+    /// run began: a server that outlives runs hands a user its history on
+    /// a sync (or replays an old offline queue), which is no phantom. Its
+    /// seq is below every seq this run's messages got in the conversation;
+    /// where this run stored nothing to compare with, a sync's fetch counts
+    /// as history and a live one stays a phantom (a server's invention
+    /// arrives live).
+    fn before_run(&self, m: u32, e: &Event) -> bool {
+        let crate::history::EventKind::Delivered {
+            seq: Some(seq),
+            via,
+            ..
+        } = &e.kind
+        else {
+            return false;
+        };
+        let conv = self.messages.msgs[m as usize].conv;
+        match self.messages.convs[conv as usize].first_seq {
+            Some(first) => *seq < first,
+            None => *via == crate::history::Via::Sync,
+        }
+    }
+
     /// Deliveries no send ever claimed: phantoms.
     pub(super) fn judge_phantoms(&mut self) {
         let shard = self.header.shard;
@@ -228,6 +260,10 @@ impl Checker {
         left.sort_by_key(|(_, e, _)| e.t);
         for (m, e, _) in left {
             self.messages.msgs[m as usize].phantom = true;
+            if self.before_run(m, &e) {
+                self.verdict.excluded.before_run += 1;
+                continue;
+            }
             let crate::history::EventKind::Delivered {
                 id,
                 temp_id,

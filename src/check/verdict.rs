@@ -135,6 +135,11 @@ pub struct Excluded {
     /// had the chance to accept them. Not judged as stranded.
     #[serde(default)]
     pub sender_gave_up: u64,
+    /// Messages nobody of this run sent that the server had stored before
+    /// the run began (a seq below this run's; see `check/receive.rs`),
+    /// fetched by a sync or replayed: history, neither owed nor phantoms.
+    #[serde(default)]
+    pub before_run: u64,
 }
 
 /// Totals the checker counted from the history.
@@ -184,7 +189,9 @@ impl Counts {
         };
         let mut out = format!("{came}/{} (+{} repeats", self.owed, self.redelivered);
         if extra > 0 {
-            out += &format!(", +{extra} not owed: membership changing or leaked");
+            out += &format!(
+                ", +{extra} not owed: membership changing, leaked, or from before the run"
+            );
         }
         out + ")"
     }

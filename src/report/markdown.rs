@@ -123,6 +123,7 @@ pub fn render(s: &Summary) -> String {
         ("interrupted before the drain", e.interrupted_pairs),
         ("recipient never came back", e.recipient_offline),
         ("sender's client gave up", e.sender_gave_up),
+        ("messages from before the run", e.before_run),
     ];
     if excluded.iter().any(|(_, n)| *n > 0) {
         out += "\n| excluded (not decided) | count |\n|---|---:|\n";

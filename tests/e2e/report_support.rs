@@ -108,6 +108,7 @@ pub fn every_kind() -> Summary {
                 interrupted_pairs: 0,
                 recipient_offline: 6,
                 sender_gave_up: 7,
+                before_run: 8,
             },
             counts: Counts {
                 events: 1234,

@@ -199,9 +199,11 @@ fn a_target_that_answers_but_is_no_chat_server_is_told_apart_from_unreachable() 
 }
 
 /// The same scenario run twice against one long-lived server, as a staging
-/// server sees it: the second run's sends are new messages, not resends of
-/// the first run's (a server dedupes by temp_id across runs), so both pass
-/// with every delivery.
+/// server sees it. The second run's sends are new messages, not resends of
+/// the first run's (a server dedupes by temp_id across runs); and what the
+/// server stored in the first run, which the second run's users fetch when
+/// they sync after losing their connection at the start of the chat, is
+/// history, not phantoms. Both runs pass with every delivery.
 #[test]
 fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
     let server = crate::common::ServerProcess::start(&[
@@ -216,7 +218,21 @@ fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
     ]);
     let root = tempfile::tempdir().unwrap();
     let scenario = root.path().join("sc.toml");
-    std::fs::write(&scenario, crate::run_e2e::SMALL).unwrap();
+    let flaky = r#"
+[[cohorts]]
+name = "flaky"
+users = "50%"
+[[faults]]
+kind = "offline"
+cohort = "flaky"
+mode = "reset"
+for = "1s"
+"#;
+    // Slow senders, so that a flaky user has seen nothing of this run when
+    // its connection is reset: its sync then asks for everything.
+    let small = crate::run_e2e::SMALL.replace("send_rate = \"2/s\"", "send_rate = \"1/4s\"");
+    assert_ne!(small, crate::run_e2e::SMALL);
+    std::fs::write(&scenario, format!("{small}{flaky}")).unwrap();
     for round in ["first", "second"] {
         let reports = root.path().join(round);
         let o = Command::new(BIN)
@@ -229,7 +245,10 @@ fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
                 .unwrap();
-        let counts = &summary["verdict"]["counts"];
+        let (counts, excluded) = (
+            &summary["verdict"]["counts"],
+            &summary["verdict"]["excluded"],
+        );
         assert_eq!(
             o.status.code(),
             Some(0),
@@ -244,5 +263,18 @@ fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
             counts["delivered_owed"], counts["owed"],
             "{round}: {counts}"
         );
+        assert!(
+            counts["reconnects"].as_u64().unwrap() > 0,
+            "{round}: {counts}"
+        );
+        let before = excluded["before_run"].as_u64().unwrap();
+        if round == "first" {
+            assert_eq!(before, 0, "a fresh server has no history");
+        } else {
+            assert!(
+                before > 0,
+                "the syncs fetched the first run's messages: {excluded}"
+            );
+        }
     }
 }

@@ -83,6 +83,11 @@ pub fn excluded(s: &Summary) -> String {
             "sends left in the outbox of a client that gave up reconnecting",
             e.sender_gave_up,
         ),
+        (
+            "from before the run",
+            "messages the server stored before this run, fetched or replayed: no user of this run sent them",
+            e.before_run,
+        ),
     ];
     let mut out = String::from(
         "<table><thead><tr><th>not decided</th><th>what</th><th class=\"num\">count</th></tr></thead><tbody>",
