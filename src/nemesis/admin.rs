@@ -51,7 +51,12 @@ impl Admin {
 
     /// Removes each pair in order; says how many were removed before any failure.
     pub async fn remove(&self, pairs: &[(String, u32)]) -> Done {
-        self.each(pairs, "removing", |c, u| async move {
+        // The likeliest cause of a 404 here: the scenario's seed makes the
+        // user a member, the server's database no longer does.
+        let gone = "not a member now, though the scenario's seed makes it one: did an \
+                    earlier run against this server remove it and not re-add it? Start \
+                    the server on a fresh database";
+        self.each(pairs, "removing", gone, |c, u| async move {
             self.http
                 .delete(&format!("{}/u{u}", self.participants(c)))
                 .await
@@ -60,7 +65,7 @@ impl Admin {
     }
 
     pub async fn readd(&self, pairs: &[(String, u32)]) -> Done {
-        self.each(pairs, "re-adding", |c, u| async move {
+        self.each(pairs, "re-adding", "", |c, u| async move {
             self.http
                 .post_json(
                     &self.participants(c),
@@ -72,11 +77,13 @@ impl Admin {
         .await
     }
 
-    /// Sends one request per (conversation, user) pair, stopping at the first failure.
+    /// Sends one request per (conversation, user) pair, stopping at the
+    /// first failure; `not_found` explains a 404.
     async fn each<'a, F>(
         &self,
         pairs: &'a [(String, u32)],
         what: &str,
+        not_found: &str,
         request: impl Fn(&'a str, u32) -> F,
     ) -> Done
     where
@@ -86,6 +93,9 @@ impl Admin {
         for (c, u) in pairs {
             let result = match request(c, *u).await {
                 Ok(r) if r.is_success() => Ok(()),
+                Ok(r) if r.status == 404 && !not_found.is_empty() => {
+                    Err(anyhow!("{what} u{u} ({c}): HTTP 404: {not_found}"))
+                }
                 Ok(r) => Err(anyhow!("{what} u{u} ({c}): HTTP {}", r.status)),
                 Err(e) => Err(anyhow!(e)),
             };
@@ -115,5 +125,54 @@ impl Admin {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose every answer is `404 Not Found`.
+    async fn all_404() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let _ = s
+                            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    }
+                });
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_member_already_gone_names_the_likely_cause() {
+        let admin = Admin {
+            http: Http::new(Duration::from_secs(5)),
+            base: all_404().await,
+            paths: ApiPaths::default(),
+        };
+        let pairs = [("c0".to_owned(), 4), ("c0".to_owned(), 5)];
+        let done = admin.remove(&pairs).await;
+        assert_eq!(done.count, 0);
+        let e = done.result.unwrap_err().to_string();
+        assert!(
+            e.starts_with("removing u4 (c0): HTTP 404: not a member now"),
+            "{e}"
+        );
+        assert!(e.contains("fresh database"), "{e}");
+        // Re-adding has no such cause to name.
+        let e = admin.readd(&pairs).await.result.unwrap_err().to_string();
+        assert_eq!(e, "re-adding u4 (c0): HTTP 404");
     }
 }
