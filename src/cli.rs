@@ -321,6 +321,8 @@ fn run(args: RunArgs) -> Result<Exit> {
             );
             let _ = tx.send(());
             let second = stops.next().await;
+            // No orderly cleanup on this path: the server and proxies go now.
+            crate::children::kill_all();
             std::process::exit(second.exit_code());
         });
         let shutdown = async move {

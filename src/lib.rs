@@ -23,6 +23,7 @@
 //!   addresses, so the kernel's ephemeral-port search stays short.
 
 pub mod check;
+pub mod children;
 pub mod cli;
 pub mod exit;
 pub mod history;

@@ -364,6 +364,7 @@ fn spawn_proxy(binary: &Path, seed: u64) -> anyhow::Result<(Child, String)> {
         .stdin(Stdio::null())
         .spawn()
         .with_context(|| format!("starting the embedded proxy ({})", binary.display()))?;
+    crate::children::started(child.id(), false);
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
     match line.trim().strip_prefix("listening on ") {

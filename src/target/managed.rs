@@ -271,6 +271,7 @@ fn spawn(launch: &Launch, addr: &str, log: &Path) -> anyhow::Result<(Child, Stri
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", launch.name()))?;
+        crate::children::started(child.id(), matches!(launch, Launch::Command { .. }));
         let stdout = child.stdout.take().expect("piped stdout");
         let listening = watch_stdout(stdout, log_file.try_clone()?);
         match listening.recv_timeout(START_BOUND) {

@@ -125,6 +125,66 @@ fn sigterm_writes_a_partial_report_marked_interrupted_and_stops_the_server() {
     }
 }
 
+/// `kill PID` twice: the second signal exits at once, without the orderly
+/// cleanup, and must still take the server and the cohort's proxy along
+/// (they get no signal of their own: only the harness's pid was named).
+/// The server is a `[target] command` whose shell ignores SIGTERM, so the
+/// orderly stop that the first signal starts is still waiting for it (5 s)
+/// when the second comes: what a person pressing Ctrl-C twice meets.
+#[test]
+fn a_second_sigterm_exits_at_once_and_takes_the_server_and_proxies_along() {
+    let root = tempfile::tempdir().unwrap();
+    let reports = root.path().join("reports");
+    let scenario = write_scenario(root.path());
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let server = format!(
+        "{BIN} serve --listen $HOST:$PORT --db $RECONNOITER_DB --users $RECONNOITER_USERS \
+         --conversations $RECONNOITER_CONVERSATIONS --members $RECONNOITER_MEMBERS \
+         --seed $RECONNOITER_SEED & trap '' TERM; while :; do sleep 1; done"
+    );
+    // A cohort behind a proxy; its fault comes long after the signals.
+    let text = format!(
+        "{text}\n[target]\ncommand = '''{server}'''\n\n[[cohorts]]\nname = \"flaky\"\nusers = \"50%\"\n\n\
+         [[faults]]\nkind = \"offline\"\ncohort = \"flaky\"\nmode = \"reset\"\nat = \"50s\"\nfor = \"1s\"\n"
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "-q", "--reports"])
+        .arg(&reports)
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_connected_users(&reports, Duration::from_secs(30));
+    // The command's shell and the server under it, and the proxy.
+    let mut helpers = children_of(child.id());
+    for pid in helpers.clone() {
+        helpers.extend(children_of(pid));
+    }
+    assert!(helpers.len() >= 3, "shell, server and proxy: {helpers:?}");
+    let term = || {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(term().success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(term().success(), "the harness is still stopping the server");
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while helpers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in helpers {
+        assert!(!alive(pid), "pid {pid} outlived the harness's exit");
+    }
+}
+
 #[test]
 fn a_target_without_a_scheme_is_a_command_line_mistake_named_at_once() {
     let root = tempfile::tempdir().unwrap();
