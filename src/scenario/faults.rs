@@ -166,6 +166,28 @@ fn required<'a, T>(
     })
 }
 
+/// How many of the `available` a fault's `users` picks. A count larger
+/// than what there is would silently shrink to it, and the run would test
+/// less than the file says: refused, with the number there is.
+fn picked(
+    cx: &Context<'_>,
+    f: &FaultSection,
+    available: usize,
+    what: &str,
+    example: &str,
+) -> Result<usize, ScenarioError> {
+    let share = required_spanned(cx, f, &f.users, "users", example)?;
+    let n = share.get_ref().of(available as u32) as usize;
+    if n > available {
+        return Err(cx.err(
+            share.span(),
+            format!("`users = {n}`, but this fault has only {available} {what} to pick from"),
+            &format!("ask for at most {available}, or a share such as \"50%\""),
+        ));
+    }
+    Ok(n)
+}
+
 fn offline_mode(cx: &Context<'_>, s: &Spanned<String>) -> Result<OfflineMode, ScenarioError> {
     match s.get_ref().as_str() {
         "refuse" => Ok(OfflineMode::Refuse),
@@ -462,8 +484,7 @@ pub fn timeline(
                 }
                 FaultKind::TokenExpiry => {
                     let pool: Vec<u32> = pool(cohorts, cohort.as_deref(), cx.users);
-                    let n = required(cx, f, &f.users, "users", "\"10%\"")?.of(pool.len() as u32)
-                        as usize;
+                    let n = picked(cx, f, pool.len(), "users", "\"10%\"")?;
                     let mut picked = pool;
                     picked.shuffle(&mut rng);
                     picked.truncate(n);
@@ -490,8 +511,13 @@ pub fn timeline(
                         })
                         .filter(|p| !taken(p))
                         .collect();
-                    let n =
-                        required(cx, f, &f.users, "users", "3")?.of(pairs.len() as u32) as usize;
+                    let n = picked(
+                        cx,
+                        f,
+                        pairs.len(),
+                        "memberships (its users' in the roster, less those an earlier removal still holds then)",
+                        "3",
+                    )?;
                     pairs.shuffle(&mut rng);
                     pairs.truncate(n);
                     pairs.sort();

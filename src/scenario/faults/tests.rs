@@ -87,11 +87,31 @@ fn a_membership_is_never_removed_while_another_removal_holds_it() {
     // Ten users in one conversation: ten memberships. The first fault
     // holds 4 until 6 s, the second takes 4 more at 3 s, the third at
     // 4 s can only have the 2 nobody holds; at 7 s the first 4 are back.
-    let text = "[[faults]]\nkind = \"membership\"\nusers = 4\nat = \"1s\"\nreadd_after = \"5s\"\n\
-                [[faults]]\nkind = \"membership\"\nusers = 4\nat = \"3s\"\n\
-                [[faults]]\nkind = \"membership\"\nusers = 6\nat = \"4s\"\n\
-                [[faults]]\nkind = \"membership\"\nusers = 6\nat = \"7s\"\n";
-    let plan = p(text).unwrap();
+    let faults = |third: u32, fourth: u32| {
+        format!(
+            "[[faults]]\nkind = \"membership\"\nusers = 4\nat = \"1s\"\nreadd_after = \"5s\"\n\
+             [[faults]]\nkind = \"membership\"\nusers = 4\nat = \"3s\"\n\
+             [[faults]]\nkind = \"membership\"\nusers = {third}\nat = \"4s\"\n\
+             [[faults]]\nkind = \"membership\"\nusers = {fourth}\nat = \"7s\"\n"
+        )
+    };
+    // Asking for more than is free is refused, not quietly shrunk.
+    for (third, fourth, line, free) in [(6, 4, 16, 2), (2, 6, 20, 4)] {
+        let e = p(&faults(third, fourth)).unwrap_err();
+        assert_eq!((e.line, e.column), (line, 9), "{e}");
+        assert!(
+            e.message.contains(&format!("has only {free} memberships")),
+            "{e}"
+        );
+        assert!(
+            e.fix
+                .as_deref()
+                .unwrap()
+                .contains(&format!("at most {free}")),
+            "{e}"
+        );
+    }
+    let plan = p(&faults(2, 4)).unwrap();
     let removed: Vec<Vec<(String, u32)>> = plan
         .timeline
         .iter()
@@ -132,5 +152,18 @@ fn network_faults_on_one_cohort_never_overlap() {
         resets,
         [1, 3, 13, 15, 17, 19],
         "5, 7, 9 and 11 s would overlap 6..11 s"
+    );
+}
+
+#[test]
+fn a_token_expiry_for_more_users_than_its_cohort_has_is_refused() {
+    let e = p("[[cohorts]]\nname = \"a\"\nusers = 3\n\
+               [[faults]]\nkind = \"token-expiry\"\ncohort = \"a\"\nusers = 5\nat = \"1s\"\n")
+    .unwrap_err();
+    assert_eq!((e.line, e.column), (11, 9), "{e}");
+    assert!(e.message.contains("has only 3 users"), "{e}");
+    assert!(
+        p("[[faults]]\nkind = \"token-expiry\"\nusers = 10\nat = \"1s\"\n").is_ok(),
+        "all ten is fine"
     );
 }
