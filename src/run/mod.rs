@@ -12,6 +12,7 @@ pub mod limits;
 pub mod live;
 pub mod load;
 pub mod memory;
+pub mod preflight;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -109,6 +110,17 @@ pub async fn run(
         ))
         .into());
     }
+    if opts.target_url.is_some() {
+        let ignored = crate::scenario::plan::target::managed_only(&plan.target);
+        if !ignored.is_empty() {
+            eprintln!(
+                "warning: with --target these [target] settings of {} are ignored (they apply to a \
+                 server the harness starts): {}",
+                plan.source.display(),
+                ignored.join("; ")
+            );
+        }
+    }
     // Shards share one server: each starting its own would split the users
     // over servers that know nothing of each other.
     if opts.shard.is_some() && opts.target_url.is_none() && plan.target.url.is_none() {
@@ -143,6 +155,12 @@ pub async fn run(
     wait_healthy(&api)
         .await
         .map_err(|e| forget_if_empty(e.into()))?;
+    // A server we did not start may hold other memberships than the seed's.
+    if managed.is_none() {
+        preflight::memberships_match(&api, &plan)
+            .await
+            .map_err(|e| forget_if_empty(e.into()))?;
+    }
 
     // Then the cohorts' proxies, created before any user connects.
     let proxies = if plan.needs_proxy() {

@@ -14,7 +14,7 @@ use super::file::{ApiPaths, Driver, EventNames, Resend, ScenarioFile, SyncMode};
 use crate::server::Bug;
 
 mod capacity;
-mod target;
+pub mod target;
 pub use target::base_url_problem;
 
 use capacity::resolve_capacity;

@@ -338,3 +338,63 @@ for = "1s"
         }
     }
 }
+
+/// A server seeded otherwise than the scenario, or one an earlier run
+/// removed members from, is refused before any user starts (exit 4, the
+/// mismatch named), instead of ending in loss violations that are the
+/// roster's, not the server's.
+#[test]
+fn a_server_whose_memberships_differ_from_the_scenario_is_refused_up_front() {
+    let server = crate::common::ServerProcess::start(&[
+        "--users",
+        "20",
+        "--conversations",
+        "4",
+        "--members",
+        "5",
+        "--seed",
+        "7",
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    let run = |name: &str, text: String| {
+        let scenario = root.path().join(format!("{name}.toml"));
+        std::fs::write(&scenario, text).unwrap();
+        let reports = root.path().join(name);
+        let started = Instant::now();
+        let o = Command::new(BIN)
+            .args(["run", "-q", "--target", &server.url(), "--reports"])
+            .arg(&reports)
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        (
+            o.status.code(),
+            stderr,
+            started.elapsed(),
+            run_folders(&reports),
+        )
+    };
+    let small = crate::run_e2e::SMALL;
+
+    let (code, stderr, took, folders) = run("seed8", small.replace("seed = 7", "seed = 8"));
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("memberships do not match"), "{stderr}");
+    assert!(stderr.contains("--seed 8`"), "{stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "refused before the ramp: {took:?}"
+    );
+    assert!(folders.is_empty(), "{folders:?}");
+
+    // The first run removes three memberships for good; the second finds them gone.
+    let removing = format!("{small}\n[[faults]]\nkind = \"membership\"\nusers = 3\nat = \"1s\"\n");
+    let (code, stderr, _, _) = run("first", removing.clone());
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr, _, folders) = run("second", removing);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("memberships do not match"), "{stderr}");
+    assert!(stderr.contains("fresh database"), "{stderr}");
+    assert!(stderr.contains("on the server"), "{stderr}");
+    assert!(folders.is_empty(), "{folders:?}");
+}

@@ -105,6 +105,32 @@ pub(super) fn resolve_target(
     })
 }
 
+/// The `[target]` settings that only a server the harness starts obeys,
+/// each with what to do instead, for a run whose `--target` overrides the
+/// file: the same file serves the embedded server and yours, so these are
+/// not errors there, but a token-expiry scenario whose tokens never expire
+/// passes without testing what it exists for, and the user should hear so.
+pub fn managed_only(t: &super::TargetPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(ttl) = t.token_ttl {
+        out.push(format!(
+            "token_ttl = \"{}\" (give your server that token lifetime, e.g. `reconnoiter serve --token-ttl`)",
+            humantime::format_duration(ttl)
+        ));
+    }
+    if t.ping_interval.is_some() || t.ping_timeout.is_some() {
+        out.push(
+            "ping_interval/ping_timeout (your server's pingInterval and pingTimeout decide when a \
+             blackholed user is noticed)"
+                .to_owned(),
+        );
+    }
+    if !t.bugs.is_empty() {
+        out.push("bugs (switches of the embedded server only)".to_owned());
+    }
+    out
+}
+
 /// What is wrong with a server base URL (`[target] url`, `--target`), if
 /// anything: the users speak plain HTTP and WebSocket only (`sio` has no
 /// TLS), and a URL without its scheme would only fail later, as if the

@@ -130,3 +130,16 @@ fn a_cohort_may_sync_its_own_way() {
     assert_eq!(plan.sync_of(3), SyncMode::None);
     assert_eq!(plan.sync_of(4), SyncMode::Rest);
 }
+
+#[test]
+fn settings_only_a_managed_server_obeys_are_named_for_a_target_run() {
+    let plan = p("[target]\ntoken_ttl = \"5s\"\nping_interval = \"1s\"\nbugs = [\"drop-under-load\"]\n[users]\ncount = 4\n")
+        .unwrap();
+    let named = target::managed_only(&plan.target);
+    assert_eq!(named.len(), 3, "{named:?}");
+    assert!(named[0].starts_with("token_ttl = \"5s\""), "{named:?}");
+    assert!(named[1].contains("pingInterval"), "{named:?}");
+    assert!(named[2].starts_with("bugs"), "{named:?}");
+    let plain = p("[users]\ncount = 4\n").unwrap();
+    assert!(target::managed_only(&plain.target).is_empty());
+}
