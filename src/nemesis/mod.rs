@@ -45,6 +45,10 @@ pub struct Nemesis {
     pub audience: Arc<crate::user::ctx::Audience>,
     /// When sharded, only the leading shard carries out server-wide faults.
     pub shard: Option<crate::history::Shard>,
+    /// Memberships this run took away and has not given back: a server the
+    /// run did not start gets them back once the users have stopped, so the
+    /// next run against it finds the seed's roster.
+    pub removed: Mutex<Vec<(String, u32)>>,
 }
 
 impl Nemesis {
@@ -136,6 +140,8 @@ impl Nemesis {
                 for (c, _) in pairs.iter().take(done.count) {
                     self.audience.adjust(c, -1);
                 }
+                self.removed_now()
+                    .extend(pairs.iter().take(done.count).cloned());
                 done.result
             }
             Action::ReaddMembers { pairs } => {
@@ -143,9 +149,22 @@ impl Nemesis {
                 for (c, _) in pairs.iter().take(done.count) {
                     self.audience.adjust(c, 1);
                 }
+                let back = &pairs[..done.count];
+                self.removed_now().retain(|p| !back.contains(p));
                 done.result
             }
         }
+    }
+
+    fn removed_now(&self) -> std::sync::MutexGuard<'_, Vec<(String, u32)>> {
+        self.removed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The memberships removed and not re-added, taken out for the run to
+    /// give back after its users have stopped (a re-add while they still
+    /// receive would be a membership change the history never saw).
+    pub fn take_removed(&self) -> Vec<(String, u32)> {
+        std::mem::take(&mut *self.removed_now())
     }
 
     /// Heals a cohort's proxy; then its users learn a blackhole is over.

@@ -156,7 +156,8 @@ pub async fn run(
         .await
         .map_err(|e| forget_if_empty(e.into()))?;
     // A server we did not start may hold other memberships than the seed's.
-    if managed.is_none() {
+    let external = managed.is_none();
+    if external {
         preflight::memberships_match(&api, &plan)
             .await
             .map_err(|e| forget_if_empty(e.into()))?;
@@ -359,6 +360,7 @@ async fn run_users(
         .iter()
         .map(|c| (c.name.clone(), watch::channel(Default::default()).0))
         .collect();
+    let external = managed.is_none();
     let nemesis = Arc::new(Nemesis {
         proxies: proxies.clone(),
         server: managed,
@@ -374,6 +376,7 @@ async fn run_users(
         recorder: recorder.clone(),
         audience: audience.clone(),
         shard: opts.shard,
+        removed: Default::default(),
     });
 
     // Ramp: users connect at the scenario's rate.
@@ -435,6 +438,13 @@ async fn run_users(
     let fault_failures = nemesis_task
         .await
         .unwrap_or_else(|e| vec![format!("nemesis panicked: {e}")]);
+    // A managed server's database is the run's own; another server is left
+    // with the memberships it had, once the users have stopped (below).
+    let to_readd = if external {
+        nemesis.take_removed()
+    } else {
+        Vec::new()
+    };
     drop(nemesis);
 
     recorder.record(
@@ -465,6 +475,20 @@ async fn run_users(
                 users.abort_all();
                 aborted = true;
             }
+        }
+    }
+    if !to_readd.is_empty() {
+        let admin = Admin {
+            http: api.http().clone(),
+            base: base.clone(),
+            paths: plan.target.api.clone(),
+        };
+        if let Err(e) = admin.readd(&to_readd).await.result {
+            eprintln!(
+                "warning: {} memberships this run removed could not be given back ({e:#}); \
+                 the next run against this server will find them missing",
+                to_readd.len()
+            );
         }
     }
     progress.stop().await;

@@ -339,10 +339,11 @@ for = "1s"
     }
 }
 
-/// A server seeded otherwise than the scenario, or one an earlier run
-/// removed members from, is refused before any user starts (exit 4, the
-/// mismatch named), instead of ending in loss violations that are the
-/// roster's, not the server's.
+/// A server seeded otherwise than the scenario, or one someone removed
+/// members from, is refused before any user starts (exit 4, the mismatch
+/// named), instead of ending in loss violations that are the roster's, not
+/// the server's. A run's own membership faults are given back at its end,
+/// so running a scenario with them twice works.
 #[test]
 fn a_server_whose_memberships_differ_from_the_scenario_is_refused_up_front() {
     let server = crate::common::ServerProcess::start(&[
@@ -387,11 +388,35 @@ fn a_server_whose_memberships_differ_from_the_scenario_is_refused_up_front() {
     );
     assert!(folders.is_empty(), "{folders:?}");
 
-    // The first run removes three memberships for good; the second finds them gone.
+    // A run that removes three memberships for good gives them back once
+    // its users have stopped: the next run finds the seed's roster.
     let removing = format!("{small}\n[[faults]]\nkind = \"membership\"\nusers = 3\nat = \"1s\"\n");
-    let (code, stderr, _, _) = run("first", removing.clone());
-    assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr, _, folders) = run("second", removing);
+    for round in ["first", "second"] {
+        let (code, stderr, _, _) = run(round, removing.clone());
+        assert_eq!(code, Some(0), "{round}: {stderr}");
+    }
+
+    // Someone else removes one: the next run is refused.
+    let plan = reconnoiter::scenario::parse(Path::new("s.toml"), small).unwrap();
+    let (conversation, members) = reconnoiter::target::ManagedServer::roster(&plan)
+        .into_iter()
+        .next()
+        .unwrap();
+    let url = format!(
+        "{}/api/conversations/{conversation}/participants/{}",
+        server.url(),
+        members[0]
+    );
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .delete(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let (code, stderr, _, folders) = run("third", small.to_owned());
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("memberships do not match"), "{stderr}");
     assert!(stderr.contains("fresh database"), "{stderr}");
