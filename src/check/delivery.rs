@@ -49,6 +49,14 @@ impl Bits {
         !was
     }
 
+    /// How many are set.
+    pub fn count(&self) -> u32 {
+        match self {
+            Bits::Small(w) => w.count_ones(),
+            Bits::Big(ws) => ws.iter().map(|w| w.count_ones()).sum(),
+        }
+    }
+
     pub fn get(&self, i: usize) -> bool {
         let (word, bit) = (i / 64, 1u64 << (i % 64));
         match self {

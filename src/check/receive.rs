@@ -262,6 +262,8 @@ impl Checker {
             self.messages.msgs[m as usize].phantom = true;
             if self.before_run(m, &e) {
                 self.verdict.excluded.before_run += 1;
+                self.verdict.counts.delivered_before_run +=
+                    self.messages.msgs[m as usize].got.count() as u64;
                 continue;
             }
             let crate::history::EventKind::Delivered {

@@ -162,6 +162,10 @@ pub struct Counts {
     /// written before it was counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_owed: Option<u64>,
+    /// Of `delivered`, those of messages the server stored before the run
+    /// (`excluded.before_run`): history, owed to nobody in this run.
+    #[serde(default)]
+    pub delivered_before_run: u64,
     /// Copies of a message a user already had.
     pub redelivered: u64,
     pub connects: u64,
@@ -183,15 +187,17 @@ impl Counts {
     /// Deliveries as every report prints them: those owed that came, over
     /// those owed, then the repeats and what came that nobody was owed.
     pub fn deliveries(&self) -> String {
+        let old = self.delivered_before_run;
         let (came, extra) = match self.delivered_owed {
-            Some(came) => (came, self.delivered.saturating_sub(came)),
+            Some(came) => (came, self.delivered.saturating_sub(came + old)),
             None => (self.delivered, 0),
         };
         let mut out = format!("{came}/{} (+{} repeats", self.owed, self.redelivered);
         if extra > 0 {
-            out += &format!(
-                ", +{extra} not owed: membership changing, leaked, or from before the run"
-            );
+            out += &format!(", +{extra} not owed: membership changing or leaked");
+        }
+        if old > 0 {
+            out += &format!(", +{old} from before the run");
         }
         out + ")"
     }

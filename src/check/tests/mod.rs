@@ -332,6 +332,11 @@ fn a_message_stored_before_the_run_is_history_not_a_phantom() {
     assert_eq!(v.excluded.before_run, 1, "one message");
     assert_eq!(v.counts.owed, 3, "only m1 is owed");
     assert_eq!(v.counts.accepted, 1);
+    assert_eq!(v.counts.delivered_before_run, 2, "u1's and u2's copies");
+    assert_eq!(
+        v.counts.deliveries(),
+        "3/3 (+0 repeats, +2 from before the run)"
+    );
 
     // A seq above this run's first is no history: an invention.
     let mut h = one_message(&[]);
@@ -458,7 +463,7 @@ fn membership_windows_decide_leaks_and_count_what_was_in_flight() {
     assert_eq!(v.counts.delivered_owed, Some(6));
     assert_eq!(
         v.counts.deliveries(),
-        "6/7 (+0 repeats, +3 not owed: membership changing, leaked, or from before the run)"
+        "6/7 (+0 repeats, +3 not owed: membership changing or leaked)"
     );
 }
 
