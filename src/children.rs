@@ -42,17 +42,21 @@ impl Registry {
     fn kill_all(&self) {
         let started = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let me = std::process::id() as i32;
-        // Only a child that is still ours (running, or a zombie not yet
-        // reaped): a reaped one's group was killed on the orderly path, and
-        // its pid may be another process's now.
-        for s in started.iter().filter(|s| parent_of(s.pid) == Some(me)) {
+        for s in started.iter() {
             if s.group {
+                // The whole group, even when its shell is gone: a command's
+                // server may outlive the shell the orderly stop reaped. A
+                // group id is not reused while the group has a member.
                 // SAFETY: kill(2) with a negative pid signals the process
                 // group; no memory is involved.
                 unsafe { libc::kill(-s.pid, libc::SIGKILL) };
             }
-            // SAFETY: as above, for the one process.
-            unsafe { libc::kill(s.pid, libc::SIGKILL) };
+            // One process only while it is still ours (running, or a zombie
+            // not yet reaped): a reaped one's pid may be another's now.
+            if parent_of(s.pid) == Some(me) {
+                // SAFETY: as above, for the one process.
+                unsafe { libc::kill(s.pid, libc::SIGKILL) };
+            }
         }
     }
 }
@@ -91,5 +95,42 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(parent_of(1).is_some(), "init is alive");
+    }
+
+    /// A command's server that outlives its shell (reaped on the orderly
+    /// path) still goes with its group.
+    #[test]
+    fn a_group_goes_even_when_its_shell_was_reaped() {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(sh.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let server: i32 = line.trim().parse().unwrap();
+        let registry = Registry(Mutex::new(Vec::new()));
+        registry.note(sh.id(), true);
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(sh.id() as i32, libc::SIGKILL) };
+        sh.wait().unwrap();
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_owned()))
+                .is_some_and(|r| !r.starts_with('Z'))
+        };
+        assert!(alive(server), "the shell's child outlived it");
+        registry.kill_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alive(server) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!alive(server), "the group was killed");
     }
 }

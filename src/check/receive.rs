@@ -203,7 +203,13 @@ impl Checker {
 
     /// A send whose message was already delivered (seen first on another shard).
     pub(super) fn late_send(&mut self, e: &Event, u: u32, temp_id: &str) {
-        if let Some((m, _, early)) = self.unlinked.remove(&(u, temp_id.into())) {
+        if let Some((m, first, early)) = self.unlinked.remove(&(u, temp_id.into())) {
+            // One of this run's messages after all: its seq bounds what is
+            // history in its conversation (`before_run`).
+            if let crate::history::EventKind::Delivered { seq, .. } = &first.kind {
+                let conv = self.messages.msgs[m as usize].conv;
+                self.messages.ours(conv, *seq);
+            }
             self.link(e, u, temp_id, m);
             let msg = &self.messages.msgs[m as usize];
             if msg.send != delivery::NONE {

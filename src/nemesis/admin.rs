@@ -49,17 +49,31 @@ impl Admin {
         Ok(())
     }
 
-    /// Removes each pair in order; says how many were removed before any failure.
-    pub async fn remove(&self, pairs: &[(String, u32)]) -> Done {
+    /// Removes each pair in order; says how many were removed before any
+    /// failure, and notes each one in `removed` as soon as it is (the call
+    /// may be dropped half way when the run stops).
+    pub async fn remove(
+        &self,
+        pairs: &[(String, u32)],
+        removed: &std::sync::Mutex<Vec<(String, u32)>>,
+    ) -> Done {
         // The likeliest cause of a 404 here: the scenario's seed makes the
         // user a member, the server's database no longer does.
         let gone = "not a member now, though the scenario's seed makes it one: did an \
                     earlier run against this server remove it and not re-add it? Start \
                     the server on a fresh database";
         self.each(pairs, "removing", gone, |c, u| async move {
-            self.http
+            let r = self
+                .http
                 .delete(&format!("{}/u{u}", self.participants(c)))
-                .await
+                .await;
+            if r.as_ref().is_ok_and(Reply::is_success) {
+                removed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((c.to_owned(), u));
+            }
+            r
         })
         .await
     }
@@ -163,7 +177,7 @@ mod tests {
             paths: ApiPaths::default(),
         };
         let pairs = [("c0".to_owned(), 4), ("c0".to_owned(), 5)];
-        let done = admin.remove(&pairs).await;
+        let done = admin.remove(&pairs, &Default::default()).await;
         assert_eq!(done.count, 0);
         let e = done.result.unwrap_err().to_string();
         assert!(

@@ -136,12 +136,10 @@ impl Nemesis {
             Action::ServerUp => self.server_up().await,
             Action::Revoke { users } => self.admin.revoke(users).await,
             Action::RemoveMembers { pairs } => {
-                let done = self.admin.remove(pairs).await;
+                let done = self.admin.remove(pairs, &self.removed).await;
                 for (c, _) in pairs.iter().take(done.count) {
                     self.audience.adjust(c, -1);
                 }
-                self.removed_now()
-                    .extend(pairs.iter().take(done.count).cloned());
                 done.result
             }
             Action::ReaddMembers { pairs } => {

@@ -368,7 +368,7 @@ async fn run_users(
         admin: Admin {
             // The users' connection pool.
             http: api.http().clone(),
-            base: base.clone(),
+            base: api.base().to_owned(),
             paths: plan.target.api.clone(),
         },
         tabs: tabs.clone(),
@@ -439,8 +439,10 @@ async fn run_users(
         .await
         .unwrap_or_else(|e| vec![format!("nemesis panicked: {e}")]);
     // A managed server's database is the run's own; another server is left
-    // with the memberships it had, once the users have stopped (below).
-    let to_readd = if external {
+    // with the memberships it had, once the users have stopped (below). Not
+    // when sharded: the other shards' users may still be receiving, and no
+    // history would record the change.
+    let to_readd = if external && opts.shard.is_none() {
         nemesis.take_removed()
     } else {
         Vec::new()
@@ -480,7 +482,7 @@ async fn run_users(
     if !to_readd.is_empty() {
         let admin = Admin {
             http: api.http().clone(),
-            base: base.clone(),
+            base: api.base().to_owned(),
             paths: plan.target.api.clone(),
         };
         if let Err(e) = admin.readd(&to_readd).await.result {

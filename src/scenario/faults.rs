@@ -168,7 +168,8 @@ fn required<'a, T>(
 
 /// How many of the `available` a fault's `users` picks. A count larger
 /// than what there is would silently shrink to it, and the run would test
-/// less than the file says: refused, with the number there is.
+/// less than the file says: refused, with the number there is (but for a
+/// recurring fault, below).
 fn picked(
     cx: &Context<'_>,
     f: &FaultSection,
@@ -178,6 +179,12 @@ fn picked(
 ) -> Result<usize, ScenarioError> {
     let share = required_spanned(cx, f, &f.users, "users", example)?;
     let n = share.get_ref().of(available as u32) as usize;
+    // A recurring fault may run out over a long soak (memberships removed
+    // for good): each occurrence takes what is left, so that `duration`
+    // alone can be changed, as the soak scenario says.
+    if f.every.is_some() {
+        return Ok(n.min(available));
+    }
     if n > available {
         return Err(cx.err(
             share.span(),

@@ -167,3 +167,21 @@ fn a_token_expiry_for_more_users_than_its_cohort_has_is_refused() {
         "all ten is fine"
     );
 }
+
+#[test]
+fn a_recurring_membership_fault_takes_what_is_left() {
+    // Ten memberships, 4 removed for good every 2 s: the third occurrence
+    // finds 2, and later ones none, as a long soak runs out.
+    let plan =
+        p("[[faults]]\nkind = \"membership\"\nusers = 4\nat = \"1s\"\nevery = \"2s\"\n").unwrap();
+    let sizes: Vec<usize> = plan
+        .timeline
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveMembers { pairs } => Some(pairs.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(&sizes[..3], [4, 4, 2], "{sizes:?}");
+    assert!(sizes[3..].iter().all(|&n| n == 0), "{sizes:?}");
+}
