@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::exit::ExitError;
 use crate::scenario::Plan;
-use crate::target::{Api, ManagedServer};
+use crate::target::{Api, ApiError, ManagedServer};
 
 /// Users asked at most: all of a run up to this size, an even sample of
 /// larger ones (two REST calls each; about a second against the
@@ -34,8 +34,9 @@ struct Differs {
 }
 
 /// Checks users' memberships against the roster; an error says what
-/// differs and how to fix it. A server without the conversations endpoint
-/// cannot be checked: a warning, and the run goes on.
+/// differs and how to fix it. A server that cannot answer (no
+/// conversations endpoint, a failing login) is not checked: a warning,
+/// and the run goes on.
 pub async fn memberships_match(api: &Api, plan: &Plan) -> Result<(), ExitError> {
     let roster = ManagedServer::roster(plan);
     let mut of_user: HashMap<u32, BTreeSet<String>> = HashMap::new();
@@ -107,17 +108,22 @@ pub async fn memberships_match(api: &Api, plan: &Plan) -> Result<(), ExitError> 
 }
 
 enum Asked {
-    /// The user could not log in.
+    /// The server refused the user's login (a 4xx).
     NoLogin(String),
     /// The server has no way to say (the conversations call failed).
     Unanswerable(String),
 }
 
 async fn ask(api: &Api, user: u32) -> Result<Vec<String>, Asked> {
-    let session = api
-        .login(&format!("u{user}"))
-        .await
-        .map_err(|e| Asked::NoLogin(e.brief()))?;
+    // A refusal (4xx) says the server does not know the user as the
+    // scenario does; anything else (a 5xx, a timeout) says nothing of its
+    // memberships, so it leaves them unchecked rather than refuse the run.
+    let session = api.login(&format!("u{user}")).await.map_err(|e| match e {
+        ApiError::Status {
+            status: 400..=499, ..
+        } => Asked::NoLogin(e.brief()),
+        other => Asked::Unanswerable(format!("logging in as u{user}: {}", other.brief())),
+    })?;
     // Any failure here means the server cannot tell us (no such endpoint,
     // another shape, another auth scheme): not a mismatch.
     api.conversations(&session.token).await.map_err(|e| {
@@ -179,9 +185,10 @@ fn explain(plan: &Plan, differs: &[Differs], asked: usize) -> String {
 mod tests {
     use super::*;
 
-    /// A server whose login works and whose every other path answers with
-    /// a 200 HTML page (a single-page app's fallback).
-    async fn spa() -> String {
+    /// A server whose login works (or, without `login`, answers 503) and
+    /// whose every other path answers with a 200 HTML page (a single-page
+    /// app's fallback).
+    async fn spa(login: bool) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", l.local_addr().unwrap());
@@ -194,13 +201,14 @@ mod tests {
                             break;
                         }
                         let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-                        let (kind, body) = if head.starts_with("POST /api/auth/login") {
-                            ("application/json", r#"{"token":"t"}"#)
-                        } else {
-                            ("text/html", "<!doctype html><p>app</p>")
+                        let login_path = head.starts_with("POST /api/auth/login");
+                        let (status, kind, body) = match login_path {
+                            true if login => ("200 OK", "application/json", r#"{"token":"t"}"#),
+                            true => ("503 Service Unavailable", "text/plain", "busy"),
+                            false => ("200 OK", "text/html", "<!doctype html><p>app</p>"),
                         };
                         let reply = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n{body}",
+                            "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
                         );
                         let _ = s.write_all(reply.as_bytes()).await;
@@ -218,12 +226,17 @@ mod tests {
             "[users]\ncount = 4\nconversations = 2\nmembers = 2\n",
         )
         .unwrap();
-        let api = Api::new(
-            &spa().await,
-            plan.target.api.clone(),
-            Duration::from_secs(5),
-        );
-        assert!(memberships_match(&api, &plan).await.is_ok());
+        for login in [true, false] {
+            let api = Api::new(
+                &spa(login).await,
+                plan.target.api.clone(),
+                Duration::from_secs(5),
+            );
+            assert!(
+                memberships_match(&api, &plan).await.is_ok(),
+                "login {login}"
+            );
+        }
     }
 
     #[test]
