@@ -99,18 +99,22 @@ pub struct ServerConfig {
 pub struct Server {
     listener: TcpListener,
     app: state::Shared,
+    /// Whether this start seeded a fresh database (else it kept one), for
+    /// the log line that marks each start in a managed server's log.
+    seeded: bool,
 }
 
 impl Server {
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
         let mut store = Store::open(&config.db).map_err(|e| ExitError::bad_input(e.to_string()))?;
-        seed::apply(&mut store, &config.seed).context("seeding the database")?;
+        let seeded = seed::apply(&mut store, &config.seed).context("seeding the database")?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             ExitError::bad_input(format!("cannot listen on {}: {e}", config.listen))
         })?;
         Ok(Server {
             listener,
             app: AppState::new(config, store),
+            seeded,
         })
     }
 
@@ -181,6 +185,27 @@ pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
         println!("listening on {}", server.local_addr());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        server.run(termination()).await
+        // On stderr: a managed server's log (server.log) then shows each
+        // start and stop, restarts included.
+        let c = &server.app.config;
+        eprintln!(
+            "{} serving on {}: database {} ({}), ping {:?}/{:?}, tokens {:?}, bugs {:?}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            server.local_addr(),
+            c.db.display(),
+            if server.seeded { "seeded now" } else { "kept" },
+            c.ping_interval,
+            c.ping_timeout,
+            c.token_ttl,
+            c.bugs
+        );
+        let stopping = async {
+            termination().await;
+            eprintln!(
+                "{} stopping: telling clients server-shutdown",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+        };
+        server.run(stopping).await
     })
 }

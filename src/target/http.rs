@@ -128,13 +128,15 @@ fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-/// `base?k=v&…`, each pair form-encoded.
+/// `base?k=v&…`, each pair form-encoded; `&` when `base` (a configured
+/// path) has a query of its own.
 pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         q.append_pair(k, v);
     }
-    format!("{base}?{}", q.finish())
+    let join = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{join}{}", q.finish())
 }
 
 #[cfg(test)]
@@ -152,6 +154,10 @@ mod tests {
                 ]
             ),
             "http://h/m?conversationId=c+1&since=2026-01-01T00%3A00%3A00%2B01%3A00"
+        );
+        assert_eq!(
+            with_query("http://h/m?v=2", &[("limit", "10")]),
+            "http://h/m?v=2&limit=10"
         );
     }
 

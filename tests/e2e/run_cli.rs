@@ -120,6 +120,11 @@ fn sigterm_writes_a_partial_report_marked_interrupted_and_stops_the_server() {
     for file in ["junit.xml", "summary.md", "history.jsonl"] {
         assert!(dir.join(file).exists(), "{file} written");
     }
+    // The managed server's log marks its start and its orderly stop.
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(log.contains("serving on 127.0.0.1:"), "{log}");
+    assert!(log.contains("(seeded now)"), "{log}");
+    assert!(log.contains("stopping: telling clients"), "{log}");
     for pid in server {
         assert!(!alive(pid), "the server (pid {pid}) outlived the run");
     }
