@@ -158,11 +158,22 @@ impl Nemesis {
         self.removed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The memberships removed and not re-added, taken out for the run to
-    /// give back after its users have stopped (a re-add while they still
-    /// receive would be a membership change the history never saw).
-    pub fn take_removed(&self) -> Vec<(String, u32)> {
-        std::mem::take(&mut *self.removed_now())
+    /// Re-adds the memberships removed and not re-added. Only once the
+    /// users have stopped: a re-add while they still receive would be a
+    /// membership change the history never saw. A failure is a warning: the
+    /// verdict is made, only the next run against the server is spoiled.
+    pub async fn give_back_memberships(&self) {
+        let pairs = std::mem::take(&mut *self.removed_now());
+        if pairs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.admin.readd(&pairs).await.result {
+            eprintln!(
+                "warning: {} memberships this run removed could not be given back ({e:#}); \
+                 the next run against this server will find them missing",
+                pairs.len()
+            );
+        }
     }
 
     /// Heals a cohort's proxy; then its users learn a blackhole is over.

@@ -438,16 +438,6 @@ async fn run_users(
     let fault_failures = nemesis_task
         .await
         .unwrap_or_else(|e| vec![format!("nemesis panicked: {e}")]);
-    // A managed server's database is the run's own; another server is left
-    // with the memberships it had, once the users have stopped (below). Not
-    // when sharded: the other shards' users may still be receiving, and no
-    // history would record the change.
-    let to_readd = if external && opts.shard.is_none() {
-        nemesis.take_removed()
-    } else {
-        Vec::new()
-    };
-    drop(nemesis);
 
     recorder.record(
         u32::MAX,
@@ -479,20 +469,13 @@ async fn run_users(
             }
         }
     }
-    if !to_readd.is_empty() {
-        let admin = Admin {
-            http: api.http().clone(),
-            base: api.base().to_owned(),
-            paths: plan.target.api.clone(),
-        };
-        if let Err(e) = admin.readd(&to_readd).await.result {
-            eprintln!(
-                "warning: {} memberships this run removed could not be given back ({e:#}); \
-                 the next run against this server will find them missing",
-                to_readd.len()
-            );
-        }
+    // A managed server's database is the run's own; another server is left
+    // with the memberships it had. Not when sharded: the other shards' users
+    // may still be receiving, and no history would record the change.
+    if external && opts.shard.is_none() {
+        nemesis.give_back_memberships().await;
     }
+    drop(nemesis);
     progress.stop().await;
     load_watch.abort();
     let _ = load_watch.await;

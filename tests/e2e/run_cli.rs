@@ -30,6 +30,20 @@ fn run_against(root: &Path, target: &str) -> (std::process::Output, String) {
     (o, stderr)
 }
 
+/// A long-lived `reconnoiter serve`, seeded as run_e2e's SMALL is.
+fn small_server() -> crate::common::ServerProcess {
+    crate::common::ServerProcess::start(&[
+        "--users",
+        "20",
+        "--conversations",
+        "4",
+        "--members",
+        "5",
+        "--seed",
+        "7",
+    ])
+}
+
 /// The run folders under `reports` (none when it does not exist).
 fn run_folders(reports: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(reports)
@@ -271,16 +285,7 @@ fn a_target_that_answers_but_is_no_chat_server_is_told_apart_from_unreachable() 
 /// history, not phantoms. Both runs pass with every delivery.
 #[test]
 fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
-    let server = crate::common::ServerProcess::start(&[
-        "--users",
-        "20",
-        "--conversations",
-        "4",
-        "--members",
-        "5",
-        "--seed",
-        "7",
-    ]);
+    let server = small_server();
     let root = tempfile::tempdir().unwrap();
     let scenario = root.path().join("sc.toml");
     let flaky = r#"
@@ -351,16 +356,7 @@ for = "1s"
 /// so running a scenario with them twice works.
 #[test]
 fn a_server_whose_memberships_differ_from_the_scenario_is_refused_up_front() {
-    let server = crate::common::ServerProcess::start(&[
-        "--users",
-        "20",
-        "--conversations",
-        "4",
-        "--members",
-        "5",
-        "--seed",
-        "7",
-    ]);
+    let server = small_server();
     let root = tempfile::tempdir().unwrap();
     let run = |name: &str, text: String| {
         let scenario = root.path().join(format!("{name}.toml"));

@@ -1,0 +1,77 @@
+//! Messages the server stored before the run began: history, not phantoms.
+
+use super::*;
+
+/// A server that outlives runs: what it stored before this run comes back
+/// on a sync (seq below this run's), and is history, not a phantom.
+#[test]
+fn a_message_stored_before_the_run_is_history_not_a_phantom() {
+    let synced = |mut e: Event| {
+        if let EventKind::Delivered { via, .. } = &mut e.kind {
+            *via = Via::Sync;
+        }
+        e
+    };
+    // m1 is this run's (seq 5); m0 (seq 4, an earlier run's temp_id) was
+    // fetched by u1's sync, and replayed live to u2 (an old offline queue,
+    // on joining: before m1).
+    let mut h = one_message(&[]);
+    for e in h.iter_mut() {
+        if let EventKind::Delivered { seq, .. } = &mut e.kind {
+            *seq = Some(5);
+        }
+    }
+    h.push(synced(delivered(
+        300,
+        1,
+        "m0",
+        "u0-0.0ld",
+        "c0",
+        "u0",
+        Some(4),
+    )));
+    h.push(delivered(150, 2, "m0", "u0-0.0ld", "c0", "u0", Some(4)));
+    h.sort_by_key(|e| e.t);
+    let v = check(3, &h);
+    assert!(v.kinds().is_empty(), "{:?}", v.violations);
+    assert_eq!(v.excluded.before_run, 1, "one message");
+    assert_eq!(v.counts.owed, 3, "only m1 is owed");
+    assert_eq!(v.counts.accepted, 1);
+    assert_eq!(v.counts.delivered_before_run, 2, "u1's and u2's copies");
+    assert_eq!(
+        v.counts.deliveries(),
+        "3/3 (+0 repeats, +2 from before the run)"
+    );
+
+    // A seq above this run's first is no history: an invention.
+    let mut h = one_message(&[]);
+    h.push(synced(delivered(
+        300,
+        1,
+        "m9",
+        "ghost",
+        "c0",
+        "u0",
+        Some(2),
+    )));
+    assert_eq!(check(3, &h).kinds(), vec![Guarantee::Phantoms]);
+
+    // Where this run stored nothing: a sync's fetch is history, a live
+    // delivery nobody sent is a phantom.
+    let mut h = vec![members("c0", &[0, 1, 2]), members("c1", &[0, 1, 2])];
+    h.extend(one_message(&[]).into_iter().skip(1));
+    h.push(synced(delivered(
+        300,
+        1,
+        "m7",
+        "u2-3.0ld",
+        "c1",
+        "u2",
+        Some(7),
+    )));
+    let v = check(3, &h);
+    assert!(v.kinds().is_empty(), "{:?}", v.violations);
+    assert_eq!(v.excluded.before_run, 1);
+    h.push(delivered(300, 1, "m8", "u2-4.0ld", "c1", "u2", Some(8)));
+    assert_eq!(check(3, &h).kinds(), vec![Guarantee::Phantoms]);
+}
