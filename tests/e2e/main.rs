@@ -5,7 +5,7 @@
 //! their generic code: fourteen of them were a quarter of CI's compile time.
 //! As modules of one binary they are compiled and linked once, and the test
 //! harness keeps both cores busy across files instead of idling at the end of
-//! each. Run one file's tests with `cargo test --release --test e2e scenarios::`.
+//! each. Run one file's tests with `cargo test --profile ci --test e2e scenarios::`.
 
 mod common;
 mod proxy_support;
