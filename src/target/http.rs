@@ -76,8 +76,9 @@ impl Http {
         self.send(Method::DELETE, url, None, None).await
     }
 
-    /// One call; an error is the transport's, in one line with its causes
-    /// (hyper's own Display says only "client error (Connect)").
+    /// One call, following redirects; an error is the transport's, in one
+    /// line with its causes (hyper's own Display says only "client error
+    /// (Connect)"), and names the URL it happened at.
     async fn send(
         &self,
         method: Method,
@@ -85,31 +86,106 @@ impl Http {
         bearer: Option<&str>,
         json: Option<Bytes>,
     ) -> Result<Reply, String> {
-        let mut req = Request::builder().method(method).uri(url);
-        if let Some(token) = bearer {
+        let call = async {
+            let mut hop = Hop {
+                method,
+                url: url.to_owned(),
+                bearer,
+                json,
+            };
+            for _ in 0..=MAX_REDIRECTS {
+                let (reply, location) = self.once(&hop).await?;
+                match location {
+                    Some(location) => hop = hop.redirected(reply.status, &location)?,
+                    None => return Ok(reply),
+                }
+            }
+            Err(format!("{}: more than {MAX_REDIRECTS} redirects", hop.url))
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("{url}: no answer within {:?}", self.timeout)),
+        }
+    }
+
+    /// One request; the reply and, for a redirect, where it points.
+    async fn once(&self, hop: &Hop<'_>) -> Result<(Reply, Option<String>), String> {
+        let at = |e: String| format!("{}: {e}", hop.url);
+        let mut req = Request::builder()
+            .method(hop.method.clone())
+            .uri(hop.url.as_str());
+        if let Some(token) = hop.bearer {
             req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        if json.is_some() {
+        if hop.json.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
         let req = req
-            .body(Full::new(json.unwrap_or_default()))
-            .map_err(|e| format!("{url}: {}", chain(&e)))?;
-        let call = async {
-            let resp = self.client.request(req).await.map_err(|e| chain(&e))?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| chain(&e))?
-                .to_bytes();
-            Ok(Reply { status, body })
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => r.map_err(|e: String| format!("{url}: {e}")),
-            Err(_) => Err(format!("{url}: no answer within {:?}", self.timeout)),
+            .body(Full::new(hop.json.clone().unwrap_or_default()))
+            .map_err(|e| at(chain(&e)))?;
+        let resp = self.client.request(req).await.map_err(|e| at(chain(&e)))?;
+        let status = resp.status();
+        let location = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+            .then(|| resp.headers().get(header::LOCATION))
+            .flatten()
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        // Read whole even when redirected, so the connection goes back to the pool.
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| at(chain(&e)))?
+            .to_bytes();
+        let status = status.as_u16();
+        Ok((Reply { status, body }, location))
+    }
+}
+
+/// Redirects followed before giving up: reqwest's default, which this
+/// client replaced, so a target whose health or login path redirects (a
+/// trailing slash, a moved API prefix) works as it did.
+const MAX_REDIRECTS: usize = 10;
+
+/// One request of a call: where, how, and with what.
+struct Hop<'a> {
+    method: Method,
+    url: String,
+    bearer: Option<&'a str>,
+    json: Option<Bytes>,
+}
+
+impl Hop<'_> {
+    /// The request a redirect asks for, by the rules browsers and reqwest
+    /// follow: 301, 302 and 303 turn a POST (303: anything) into a GET
+    /// without a body, 307 and 308 repeat it as it was; the bearer token is
+    /// not sent to another host or port.
+    fn redirected(self, status: u16, location: &str) -> Result<Self, String> {
+        let here = url::Url::parse(&self.url).map_err(|e| format!("{}: {e}", self.url))?;
+        let next = here.join(location).map_err(|e| {
+            format!(
+                "{}: answered {status} with a Location the harness cannot read ({location:?}: {e})",
+                self.url
+            )
+        })?;
+        if next.scheme() != "http" {
+            return Err(format!(
+                "{}: redirected to {next}, which the harness cannot follow (plain http:// only); point it at that server directly",
+                self.url
+            ));
         }
+        let same_origin = next.host_str() == here.host_str()
+            && next.port_or_known_default() == here.port_or_known_default();
+        let to_get = match status {
+            303 => self.method != Method::HEAD,
+            301 | 302 => self.method == Method::POST,
+            _ => false,
+        };
+        Ok(Hop {
+            method: if to_get { Method::GET } else { self.method },
+            json: if to_get { None } else { self.json },
+            url: next.into(),
+            bearer: self.bearer.filter(|_| same_origin),
+        })
     }
 }
 
@@ -173,6 +249,98 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("refused"), "{e}");
         assert!(e.starts_with("http://127.0.0.1:"), "{e}");
+    }
+
+    /// A server whose paths redirect, and `/echo`, which answers with what
+    /// it was sent: "METHOD auth=AUTHORIZATION body=BODY".
+    async fn redirecting_server(other_origin: String) -> String {
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+        use axum::routing::{any, get};
+        async fn echo(method: Method, headers: HeaderMap, body: String) -> String {
+            let auth = headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            format!("{method} auth={auth} body={body}")
+        }
+        let to = |status: u16, location: String| {
+            move || async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [(header::LOCATION, location)],
+                )
+                    .into_response()
+            }
+        };
+        let app = axum::Router::new()
+            .route("/echo", any(echo))
+            .route("/health", get(to(308, "/health/".into())))
+            .route("/health/", get(|| async { "ok" }))
+            .route("/api/login", any(to(307, "../v2/login".into())))
+            .route("/v2/login", any(echo))
+            .route("/moved", any(to(302, "/echo".into())))
+            .route("/see-other", any(to(303, "/echo".into())))
+            .route("/elsewhere", any(to(307, format!("{other_origin}/echo"))))
+            .route("/loop", any(to(302, "/loop".into())))
+            .route("/tls", any(to(301, "https://127.0.0.1/echo".into())));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        base
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_as_browsers_do() {
+        let other = redirecting_server("http://unused".into()).await;
+        let base = redirecting_server(other).await;
+        let http = Http::new(Duration::from_secs(5));
+        let body = serde_json::json!({"u": 1});
+        let text = |r: Reply| format!("{} {}", r.status, r.text());
+
+        let r = http.get(&format!("{base}/health"), None).await.unwrap();
+        assert_eq!(text(r), "200 ok", "308 to a trailing slash");
+        let r = http
+            .post_json(&format!("{base}/api/login"), &body, Some("t"))
+            .await
+            .unwrap();
+        assert_eq!(
+            text(r),
+            r#"200 POST auth=Bearer t body={"u":1}"#,
+            "307 to a relative path keeps the method, the body and the token"
+        );
+        let r = http
+            .post_json(&format!("{base}/moved"), &body, Some("t"))
+            .await
+            .unwrap();
+        assert_eq!(
+            text(r),
+            "200 GET auth=Bearer t body=",
+            "302 turns a POST into a GET"
+        );
+        let r = http.delete(&format!("{base}/see-other")).await.unwrap();
+        assert_eq!(
+            text(r),
+            "200 GET auth= body=",
+            "303 turns anything into a GET"
+        );
+        let r = http
+            .post_json(&format!("{base}/elsewhere"), &body, Some("t"))
+            .await
+            .unwrap();
+        assert_eq!(
+            text(r),
+            r#"200 POST auth= body={"u":1}"#,
+            "the token is not sent to another port"
+        );
+
+        let e = http.get(&format!("{base}/loop"), None).await.unwrap_err();
+        assert!(e.contains("more than 10 redirects"), "{e}");
+        let e = http.get(&format!("{base}/tls"), None).await.unwrap_err();
+        assert!(
+            e.contains("redirected to https://127.0.0.1/echo") && e.contains("plain http"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
