@@ -100,6 +100,11 @@ pub struct Checker {
     /// Violations found per kind (exact; the evidence list is capped).
     found: BTreeMap<Guarantee, u64>,
     last_t: u64,
+    /// The run tags of this history's sends (`u3-0.TAG`; one per harness
+    /// process, so one per shard). A message no send claims whose temp_id
+    /// carries one is this run's own, misattributed or invented, and never
+    /// history from before the run, whatever its seq says.
+    own_tags: Vec<Box<str>>,
 }
 
 impl Checker {
@@ -126,6 +131,7 @@ impl Checker {
             found: BTreeMap::new(),
             unlinked: FastMap::default(),
             last_t: 0,
+            own_tags: Vec::new(),
             header: header.clone(),
             rules,
         }
@@ -159,6 +165,15 @@ impl Checker {
         &mut self.users[u as usize]
     }
 
+    /// Remembers a send's run tag (see `own_tags`).
+    fn note_tag(&mut self, temp_id: &str) {
+        if let Some((_, tag)) = temp_id.rsplit_once('.')
+            && !self.own_tags.iter().any(|t| **t == *tag)
+        {
+            self.own_tags.push(tag.into());
+        }
+    }
+
     /// Reads one event.
     pub fn observe(&mut self, e: &Event) {
         self.verdict.counts.events += 1;
@@ -177,6 +192,7 @@ impl Checker {
             } => {
                 self.verdict.counts.sent += 1;
                 self.timeline.send(e.t);
+                self.note_tag(temp_id);
                 let conv = self.messages.conversation(conversation);
                 self.user(e.u).sent(temp_id, conv, e.t, *scheduled);
                 if !self.unlinked.is_empty() {

@@ -234,16 +234,24 @@ impl Checker {
     /// seq is below every seq this run's messages got in the conversation;
     /// where this run stored nothing to compare with, a sync's fetch counts
     /// as history and a live one stays a phantom (a server's invention
-    /// arrives live).
+    /// arrives live). A temp_id with this run's tag is never history.
     fn before_run(&self, m: u32, e: &Event) -> bool {
         let crate::history::EventKind::Delivered {
             seq: Some(seq),
             via,
+            temp_id,
             ..
         } = &e.kind
         else {
             return false;
         };
+        let ours = temp_id
+            .as_deref()
+            .and_then(|t| t.rsplit_once('.'))
+            .is_some_and(|(_, tag)| self.own_tags.iter().any(|t| **t == *tag));
+        if ours {
+            return false;
+        }
         let conv = self.messages.msgs[m as usize].conv;
         match self.messages.convs[conv as usize].first_seq {
             Some(first) => *seq < first,

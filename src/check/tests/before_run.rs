@@ -75,3 +75,39 @@ fn a_message_stored_before_the_run_is_history_not_a_phantom() {
     h.push(delivered(300, 1, "m8", "u2-4.0ld", "c1", "u2", Some(8)));
     assert_eq!(check(3, &h).kinds(), vec![Guarantee::Phantoms]);
 }
+
+/// A message carrying this run's tag is this run's, whatever its seq: one
+/// no send claims (here attributed to u1, who sent nothing) is a phantom,
+/// never history. An earlier run's tag, same seq, is history.
+#[test]
+fn a_message_with_this_runs_tag_is_never_history() {
+    let tagged = |h: Vec<Event>| {
+        h.into_iter()
+            .map(|mut e| {
+                match &mut e.kind {
+                    EventKind::Sent { temp_id, .. } | EventKind::Acked { temp_id, .. } => {
+                        *temp_id = "u0-0.t4g".into()
+                    }
+                    EventKind::Delivered { temp_id, seq, .. } => {
+                        *temp_id = Some("u0-0.t4g".into());
+                        *seq = Some(5);
+                    }
+                    _ => {}
+                }
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+    let with = |temp: &str| {
+        let mut h = tagged(one_message(&[]));
+        h.push(delivered(150, 2, "m0", temp, "c0", "u1", Some(4)));
+        h.sort_by_key(|e| e.t);
+        check(3, &h)
+    };
+    let v = with("u1-0.t4g");
+    assert_eq!(v.kinds(), vec![Guarantee::Phantoms], "{:?}", v.violations);
+    assert_eq!(v.excluded.before_run, 0);
+    let v = with("u1-0.0ld");
+    assert!(v.kinds().is_empty(), "{:?}", v.violations);
+    assert_eq!(v.excluded.before_run, 1);
+}
