@@ -71,6 +71,58 @@ impl HlogWriter {
     }
 }
 
+/// Seconds per interval.
+pub const INTERVAL_S: u64 = 5;
+
+/// latency.hlog written from a checker as its clock passes each interval:
+/// live from the run's wall clock, and by `report merge` from the merged
+/// history's event times, so a sharded run's log is the union's intervals
+/// exactly. A write error stops the log (with a warning), never the run.
+pub struct IntervalLog {
+    writer: Option<HlogWriter>,
+    /// The second (since t = 0) the current interval started at.
+    start: u64,
+}
+
+impl IntervalLog {
+    pub fn create(path: &Path, start_ms: i64) -> IntervalLog {
+        let writer = HlogWriter::create(path, start_ms)
+            .map_err(|e| tracing::warn!("{}: {e}", path.display()))
+            .ok();
+        IntervalLog { writer, start: 0 }
+    }
+
+    /// At second `now`: the interval's samples written if it is over.
+    pub fn tick(&mut self, checker: &mut crate::check::Checker, now: u64) {
+        if now >= self.start + INTERVAL_S {
+            self.write(checker, now);
+        }
+    }
+
+    /// The last interval, up to second `end` (at least one second long).
+    pub fn finish(&mut self, checker: &mut crate::check::Checker, end: u64) {
+        self.write(checker, end.max(self.start + 1));
+    }
+
+    fn write(&mut self, checker: &mut crate::check::Checker, now: u64) {
+        let interval = checker.take_interval();
+        if let Some(w) = self.writer.as_mut() {
+            let length = (now - self.start) as f64;
+            let written = interval
+                .hists
+                .iter()
+                .filter(|(_, h)| !h.is_empty())
+                .try_for_each(|(key, h)| w.interval(key.metric, self.start as f64, length, h))
+                .and_then(|()| w.flush());
+            if let Err(e) = written {
+                tracing::warn!("latency.hlog: {e}");
+                self.writer = None;
+            }
+        }
+        self.start = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

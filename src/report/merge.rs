@@ -15,6 +15,7 @@ use crate::check::{Checker, Ending, Latencies, Rules};
 use crate::exit::ExitError;
 use crate::history::events::Events;
 use crate::history::{Event, EventKind, HISTORY_VERSION, Header};
+use crate::report::hlog::IntervalLog;
 use crate::user::stats::StatsSnapshot;
 
 /// One shard's folder, opened.
@@ -206,6 +207,7 @@ pub fn merge(
     serde_json::to_writer(&mut history, &header)?;
     history.write_all(b"\n")?;
     let mut checker = Checker::new(&header, rules);
+    let mut hlog = IntervalLog::create(&out.join("latency.hlog"), start_ms);
     let mut events = 0u64;
     // The next event overall is the earliest head; each shard's own order
     // (one user's events are all on one shard) is never changed.
@@ -217,6 +219,7 @@ pub fn merge(
         .map(|(_, k)| k)
     {
         let e = inputs[k].next().expect("a head");
+        hlog.tick(&mut checker, e.t / 1_000_000);
         checker.observe(e);
         serde_json::to_writer(&mut history, e)?;
         history.write_all(b"\n")?;
@@ -225,6 +228,11 @@ pub fn merge(
         inputs[k].load()?;
     }
     history.flush()?;
+    let elapsed = inputs
+        .iter()
+        .map(|i| i.summary.elapsed_seconds + i.offset as f64 / 1e6)
+        .fold(0.0, f64::max);
+    hlog.finish(&mut checker, elapsed.ceil() as u64);
     let interrupted = inputs.iter().any(|i| i.summary.interrupted);
     let (verdict, latencies) = checker.finish(Ending { interrupted });
     let live = inputs

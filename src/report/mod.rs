@@ -9,7 +9,7 @@
 //! | violations.csv | [`violations_csv`] |
 //! | timeline.csv | [`timeline_csv`] |
 //! | latency/*.hgrm | [`hgrm`] |
-//! | latency.hlog | [`hlog`] (written live by run/live.rs) |
+//! | latency.hlog | [`hlog`] (written live by run/live.rs; by [`merge`] from the merged history) |
 //! | report.html | [`html`] |
 //!
 //! Also here: [`progress`], what a run shows while it goes;

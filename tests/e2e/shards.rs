@@ -78,6 +78,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The samples of one metric in an .hlog, and in how many intervals.
+fn hlog_samples(text: &[u8], tag: &str) -> (u64, usize) {
+    use base64::Engine;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let (mut samples, mut intervals) = (0, 0);
+    for entry in IntervalLogIterator::new(text) {
+        if let LogEntry::Interval(i) = entry.unwrap()
+            && i.tag().map(|t| t.as_str()) == Some(tag)
+        {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(i.encoded_histogram())
+                .unwrap();
+            let h: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                .deserialize(&mut &bytes[..])
+                .unwrap();
+            samples += h.len();
+            intervals += 1;
+        }
+    }
+    (samples, intervals)
+}
+
 #[test]
 fn four_shards_merge_to_the_verdict_of_one_process() {
     let work = tempfile::tempdir().unwrap();
@@ -144,6 +166,18 @@ fn four_shards_merge_to_the_verdict_of_one_process() {
             .iter()
             .any(|x| x.metric == "delivery" && x.count == m.delivered)
     );
+    // The merged latency.hlog holds the union's intervals: its delivery
+    // samples add up to the merged histogram's.
+    let delivery = merged
+        .verdict
+        .metrics
+        .iter()
+        .find(|x| x.metric == "delivery" && x.tag.is_none())
+        .unwrap();
+    let hlog = std::fs::read(work.path().join("merged/latency.hlog")).unwrap();
+    let (samples, intervals) = hlog_samples(&hlog, "delivery");
+    assert_eq!(samples, delivery.count);
+    assert!(intervals >= 1);
     // The revocation happened once, on shard 0, and the merge kept only that.
     let (_, events) =
         reconnoiter::history::recorder::read(&work.path().join("merged/history.jsonl")).unwrap();
