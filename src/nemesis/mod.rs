@@ -27,6 +27,18 @@ const STEP_BOUND: Duration = Duration::from_secs(60);
 /// The harness's own events carry this user index.
 pub const HARNESS: u32 = u32::MAX;
 
+/// A fault step the nemesis could not carry out.
+#[derive(Debug)]
+pub struct Failure {
+    /// "fault N Kind at T: why", for the summary and the logs.
+    pub text: String,
+    /// Whether it leaves users' path in a state the harness cannot vouch
+    /// for: a toxic that could not be set or removed (a dead proxy), a
+    /// server restart that did not complete. Loss after it may be the
+    /// harness's doing, so the run cannot fail the server on it.
+    pub cuts_users_off: bool,
+}
+
 pub struct Nemesis {
     pub proxies: Option<Arc<Proxies>>,
     /// The embedded server, shared with the run (which stops it at the end).
@@ -59,7 +71,7 @@ impl Nemesis {
         steps: Vec<Step>,
         start: tokio::time::Instant,
         mut stop: watch::Receiver<bool>,
-    ) -> Vec<String> {
+    ) -> Vec<Failure> {
         let mut failures = Vec::new();
         for step in steps {
             tokio::select! {
@@ -107,15 +119,24 @@ impl Nemesis {
                 Err(e) => {
                     let msg = format!("{e:#}");
                     tracing::warn!("fault {} ({:?}) failed: {msg}", step.fault, step.kind);
-                    failures.push(format!(
-                        "fault {} {:?} at {:?}: {msg}",
-                        step.fault, step.kind, step.at
-                    ));
+                    failures.push(Failure {
+                        text: format!(
+                            "fault {} {:?} at {:?}: {msg}",
+                            step.fault, step.kind, step.at
+                        ),
+                        cuts_users_off: matches!(
+                            step.action,
+                            Action::NetStart { .. }
+                                | Action::NetHeal { .. }
+                                | Action::ServerDown { .. }
+                                | Action::ServerUp
+                        ),
+                    });
                     record("failed", Some(msg));
                 }
             }
         }
-        self.heal_all().await;
+        failures.extend(self.heal_all().await);
         failures
     }
 
@@ -242,10 +263,18 @@ impl Nemesis {
     }
 
     /// Leaves nothing broken: proxies healed, tabs open, the server up.
-    pub async fn heal_all(&self) {
+    /// Heals what is still broken; what could not be healed leaves users
+    /// cut off by the harness for the drain, so it is a failure too.
+    pub async fn heal_all(&self) -> Vec<Failure> {
+        let mut failures = Vec::new();
         if self.proxies.is_some() {
             for cohort in self.tabs.keys() {
-                let _ = self.heal(cohort).await;
+                if let Err(e) = self.heal(cohort).await {
+                    failures.push(Failure {
+                        text: format!("healing cohort {cohort} at the end: {e:#}"),
+                        cuts_users_off: true,
+                    });
+                }
             }
         }
         for tx in self.tabs.values() {
@@ -253,14 +282,19 @@ impl Nemesis {
         }
         if let Some(server) = &self.server {
             let server = server.clone();
-            let _ = tokio::task::spawn_blocking(move || {
+            let restarted = tokio::task::spawn_blocking(move || {
                 let mut s = server.lock().unwrap_or_else(|p| p.into_inner());
-                if !s.is_running() {
-                    let _ = s.restart();
-                }
+                if s.is_running() { Ok(()) } else { s.restart() }
             })
             .await;
+            if let Ok(Err(e)) = restarted {
+                failures.push(Failure {
+                    text: format!("bringing the server back at the end: {e:#}"),
+                    cuts_users_off: true,
+                });
+            }
         }
+        failures
     }
 }
 

@@ -190,6 +190,29 @@ impl Proxies {
         })
     }
 
+    /// Every proxy of ours still there, enabled and without toxics: after
+    /// the last heal, anything else (a proxy process that died, a
+    /// Toxiproxy restarted under the run) cut users off on the harness's
+    /// side, and what they missed cannot be held against the server.
+    pub async fn verify_intact(&self) -> anyhow::Result<()> {
+        for links in self.links.values() {
+            for link in links {
+                let name = link.name.clone();
+                self.call(link.api, move |client| {
+                    let p = client.find_proxy(&name)?;
+                    match (&p.proxy_pack.enabled, p.proxy_pack.toxics.len()) {
+                        (true, 0) => Ok(()),
+                        (false, _) => Err(format!("proxy {name} is disabled")),
+                        (true, n) => Err(format!("proxy {name} still has {n} toxics")),
+                    }
+                })
+                .await
+                .with_context(|| format!("the fault proxy behind API {}", self.apis[link.api]))?;
+            }
+        }
+        Ok(())
+    }
+
     /// How many embedded proxy processes run (0 with an external Toxiproxy).
     pub fn processes(&self) -> usize {
         self.children.len()

@@ -152,7 +152,8 @@ pub struct Comparison {
     /// Kinds NEW violated that BASE did not: (kind, count in NEW).
     pub new_violations: Vec<(Guarantee, u64)>,
     pub scenarios: (String, String),
-    /// Runs that were interrupted: their figures cover part of a run.
+    /// Runs that were interrupted (their figures cover part of a run), or
+    /// whose failed fault cut users off (what they missed is not the server's).
     pub interrupted: Vec<String>,
     /// Runs whose harness was too saturated to judge latency.
     pub saturated: Vec<String>,
@@ -214,6 +215,15 @@ pub fn compare(base: &Summary, new: &Summary, tol: &Tolerance, floor_us: u64) ->
             interrupted.push(format!(
                 "{which} ({}) was interrupted: its figures cover only part of the run",
                 s.run_id
+            ));
+        }
+        if s.faults_cut_users_off {
+            // Gated like an interrupted run: neither its figures nor its
+            // violations are the server's alone.
+            interrupted.push(format!(
+                "{which} ({}): a failed fault left users cut off by the harness ({})",
+                s.run_id,
+                s.fault_failures.join("; ")
             ));
         }
         if s.verdict.harness.severe {

@@ -266,6 +266,7 @@ pub fn merge(
                     .map(move |f| format!("shard {k}/{count}: {f}"))
             })
             .collect(),
+        faults_cut_users_off: inputs.iter().any(|i| i.summary.faults_cut_users_off),
         live,
         driver: inputs[0].summary.driver.clone(),
         history_events: events,

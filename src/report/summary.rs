@@ -35,6 +35,12 @@ pub struct Summary {
     /// Fault steps the nemesis could not carry out: the run did not test
     /// what the scenario says, so it cannot pass.
     pub fault_failures: Vec<String>,
+    /// One of them left users cut off by the harness itself (a toxic that
+    /// could not be set or removed, a server restart that did not
+    /// complete): violations may be the harness's doing, so they do not
+    /// fail the server (exit 4, not 1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub faults_cut_users_off: bool,
     /// The users' live counters at the end (the checker's counts are in
     /// `verdict.counts`, decided from the history alone).
     pub live: StatsSnapshot,
@@ -87,13 +93,15 @@ impl Summary {
         .to_owned();
     }
 
-    /// Interrupted runs are partial (4). Otherwise a violated guarantee (1)
-    /// comes first: its evidence stands even if the harness struggled; then
-    /// a harness that could not do its job (4), since its latencies cannot
-    /// be trusted; then a missed threshold (3).
+    /// Interrupted runs are partial (4), and so is a run whose own failed
+    /// fault cut users off (4): what they missed is not the server's
+    /// doing. Otherwise a violated guarantee (1) comes first: its evidence
+    /// stands even if the harness struggled; then a harness that could not
+    /// do its job (4), since its latencies cannot be trusted; then a missed
+    /// threshold (3).
     fn compute_exit(&self) -> Exit {
         let v = &self.verdict;
-        if self.interrupted {
+        if self.interrupted || self.faults_cut_users_off {
             Exit::Harness
         } else if v.violated() {
             Exit::Violation
@@ -238,7 +246,18 @@ impl Summary {
             Exit::Pass => "PASS".to_owned(),
             Exit::Harness if self.interrupted => "INTERRUPTED: partial results".to_owned(),
             Exit::Harness if !self.fault_failures.is_empty() => {
-                format!("HARNESS: faults failed: {}", self.fault_failures.join("; "))
+                let found: u64 = v.guarantees.iter().map(|g| g.violations).sum();
+                let untrusted = if v.violated() && self.faults_cut_users_off {
+                    format!(
+                        " ({found} violations found are not trusted: the failed fault left users cut off by the harness, not the server)"
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "HARNESS: faults failed: {}{untrusted}",
+                    self.fault_failures.join("; ")
+                )
             }
             Exit::Harness => {
                 "HARNESS: the harness was saturated; latencies cannot be trusted".into()

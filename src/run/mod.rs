@@ -435,9 +435,12 @@ async fn run_users(
     };
     wait_or_interrupt(&mut interrupted, plan.duration).await;
     let _ = nemesis_stop.send(true);
-    let fault_failures = nemesis_task
-        .await
-        .unwrap_or_else(|e| vec![format!("nemesis panicked: {e}")]);
+    let mut failures = nemesis_task.await.unwrap_or_else(|e| {
+        vec![crate::nemesis::Failure {
+            text: format!("nemesis panicked: {e}"),
+            cuts_users_off: true,
+        }]
+    });
 
     recorder.record(
         u32::MAX,
@@ -448,6 +451,19 @@ async fn run_users(
     let drain_t = recorder.now();
     let _ = phase_tx.send(Phase::Drain);
     let drained = drain(&stats, &ledger, &mut interrupted, plan.drain).await;
+    // A proxy that died after the last fault step failed nothing, yet its
+    // users were cut off through the drain.
+    if let Some(p) = &proxies
+        && let Err(e) = p.verify_intact().await
+    {
+        tracing::warn!("{e:#}");
+        failures.push(crate::nemesis::Failure {
+            text: format!("at the end of the drain: {e:#}"),
+            cuts_users_off: true,
+        });
+    }
+    let faults_cut_users_off = failures.iter().any(|f| f.cuts_users_off);
+    let fault_failures: Vec<String> = failures.into_iter().map(|f| f.text).collect();
 
     recorder.record(
         u32::MAX,
@@ -506,6 +522,7 @@ async fn run_users(
         interrupted: was_interrupted,
         drained,
         fault_failures,
+        faults_cut_users_off,
         live: stats.snapshot(),
         driver: crate::user::driver::report(plan.users.driver),
         history_events: events,

@@ -323,24 +323,7 @@ async fn every_fault_kind_does_what_it_says_to_the_users() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_against_a_hand_started_proxy_through_toxiproxy_url() {
     // `reconnoiter proxy` started by hand, exactly as a real Toxiproxy would be.
-    let mut proxy = Reaper(
-        std::process::Command::new(env!("CARGO_BIN_EXE_reconnoiter"))
-            .args(["proxy", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let api = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (proxy, api) = hand_started_proxy();
 
     let scenario = r#"
 [run]
@@ -401,6 +384,91 @@ down = "500ms"
         .unwrap();
     assert_eq!(proxies, serde_json::json!({}));
     drop(proxy);
+}
+
+/// `reconnoiter proxy` started by hand; its API address.
+fn hand_started_proxy() -> (Reaper, String) {
+    let mut proxy = Reaper(
+        std::process::Command::new(env!("CARGO_BIN_EXE_reconnoiter"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let api = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (proxy, api)
+}
+
+/// The fault proxy dies mid-run: every user behind it is cut off and
+/// misses messages, which is the harness's failure, not the server's. The
+/// run exits 4 and says the violations are not trusted, where it used to
+/// fail a correct server with exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_proxy_that_dies_mid_run_is_the_harness_failing_not_the_server() {
+    let (mut proxy, api) = hand_started_proxy();
+    let scenario = r#"
+[run]
+duration = "5s"
+drain = "3s"
+[users]
+count = 20
+conversations = 2
+members = 10
+send_rate = "2/s"
+[[cohorts]]
+name = "down"
+users = "50%"
+[[faults]]
+kind = "offline"
+cohort = "down"
+mode = "refuse"
+at = "1s"
+for = "2s"
+"#;
+    let plan = reconnoiter::scenario::parse(Path::new("dies.toml"), scenario).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut opts = options(reports.path());
+    opts.toxiproxy = Some(format!("http://{api}"));
+    // Killed in the middle of the chat, after the fault's heal: no step
+    // fails, yet every user behind it is cut off for the rest of the run.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(4500));
+        let _ = proxy.0.kill();
+        let _ = proxy.0.wait();
+    });
+    let outcome = run(plan, opts, std::future::pending()).await.unwrap();
+    killer.join().unwrap();
+    let s = &outcome.summary;
+    assert!(s.faults_cut_users_off, "{}", s.render());
+    assert!(
+        s.fault_failures
+            .iter()
+            .any(|f| f.contains("at the end of the drain")),
+        "{:?}",
+        s.fault_failures
+    );
+    assert_eq!(outcome.exit, Exit::Harness, "{}", s.render());
+    let headline = s.headline();
+    assert!(
+        headline.starts_with("HARNESS: faults failed:"),
+        "{headline}"
+    );
+    if s.verdict.violated() {
+        assert!(
+            headline.contains("violations found are not trusted"),
+            "{headline}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

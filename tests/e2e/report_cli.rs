@@ -263,6 +263,22 @@ fn compare_will_not_gate_on_an_interrupted_or_saturated_run() {
     let saturated_broken = run_dir(root.path(), "saturated-broken", &broken(false, true));
     let o = reconnoiter(&["report", "compare", &base, &saturated_broken]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // A run whose fault proxy died: its violations are the harness's, so
+    // neither the run nor the comparison fails the server on them.
+    let mut proxy_died = broken(false, false);
+    proxy_died.fault_failures = vec!["at the end of the drain: proxy rcn-down-0 gone".into()];
+    proxy_died.faults_cut_users_off = true;
+    proxy_died.decide();
+    assert_eq!(proxy_died.exit_code, 4);
+    assert!(proxy_died.headline().contains("3 violations found are not trusted"));
+    let proxy_died = run_dir(root.path(), "proxy-died", &proxy_died);
+    let o = reconnoiter(&["report", "compare", &base, &proxy_died]);
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("a failed fault left users cut off by the harness"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

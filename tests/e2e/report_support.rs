@@ -83,6 +83,7 @@ pub fn every_kind() -> Summary {
         interrupted: false,
         drained: false,
         fault_failures: vec![],
+        faults_cut_users_off: false,
         live: StatsSnapshot {
             connected: 9,
             offline: 1,
