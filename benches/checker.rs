@@ -56,6 +56,7 @@ fn header(users: u32) -> Header {
         cohorts: vec![],
         checks: Vec::new(),
         shard: None,
+        start_at_ms: None,
         driver: None,
         reconnoiter_version: "bench".into(),
     }

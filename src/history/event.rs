@@ -27,6 +27,10 @@ pub struct Header {
     /// This history is one shard of several; None for a whole run.
     #[serde(default)]
     pub shard: Option<Shard>,
+    /// `--start-at` (ms since the epoch), which every shard of one run is
+    /// given: `report merge` refuses shards that were given different ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at_ms: Option<i64>,
     /// Which client library drove the users (`[users] driver`); absent in
     /// histories from before drivers, which were all "native".
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -169,6 +169,7 @@ mod tests {
             cohorts: Vec::new(),
             checks: Vec::new(),
             shard: None,
+            start_at_ms: None,
             driver: None,
             reconnoiter_version: "0".into(),
         };

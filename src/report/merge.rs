@@ -117,6 +117,17 @@ fn validate(inputs: &[Input]) -> Result<u32, ExitError> {
                 h.reconnoiter_version.clone(),
             ));
         }
+        if h.start_at_ms != first.start_at_ms {
+            let at = |ms: Option<i64>| {
+                ms.and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or("none".into(), |t| t.to_rfc3339())
+            };
+            return Err(mismatch(
+                "--start-at",
+                at(first.start_at_ms),
+                at(h.start_at_ms),
+            ));
+        }
         let Some(s) = h.shard.filter(|s| s.count == count) else {
             return Err(mismatch(
                 "shard count",
@@ -130,6 +141,25 @@ fn validate(inputs: &[Input]) -> Result<u32, ExitError> {
                 s.index,
                 i.dir.display()
             )));
+        }
+    }
+    // Without --start-at, shards of one run still run at the same time: one
+    // that ended before another began belongs to another run.
+    let span = |i: &Input| {
+        let start = i.header.started_at_ms;
+        (start, start + (i.summary.elapsed_seconds * 1e3) as i64)
+    };
+    for a in inputs {
+        for b in inputs {
+            let ((_, a1), (b0, _)) = (span(a), span(b));
+            if a1 < b0 {
+                return Err(ExitError::bad_input(format!(
+                    "{} and {} are not shards of one run: the first ended {:.0} s before the second began (give every shard of a run the same --start-at)",
+                    a.dir.display(),
+                    b.dir.display(),
+                    (b0 - a1) as f64 / 1e3
+                )));
+            }
         }
     }
     let missing: Vec<String> = (0..count)
@@ -199,6 +229,7 @@ pub fn merge(
         cohorts: first.cohorts.clone(),
         checks: rules.to_pairs(),
         shard: None,
+        start_at_ms: None,
         driver: first.driver.clone(),
         reconnoiter_version: first.reconnoiter_version.clone(),
     };

@@ -278,6 +278,7 @@ async fn run_users(
         reconnoiter_version: env!("CARGO_PKG_VERSION").into(),
         checks: plan.checks.to_pairs(),
         shard: opts.shard,
+        start_at_ms: opts.start_at.map(|t| t.timestamp_millis()),
         driver: Some(plan.users.driver.as_str().into()),
     };
     let stats = opts.stats.clone().unwrap_or_default();

@@ -270,7 +270,11 @@ fn compare_will_not_gate_on_an_interrupted_or_saturated_run() {
     proxy_died.faults_cut_users_off = true;
     proxy_died.decide();
     assert_eq!(proxy_died.exit_code, 4);
-    assert!(proxy_died.headline().contains("3 violations found are not trusted"));
+    assert!(
+        proxy_died
+            .headline()
+            .contains("3 violations found are not trusted")
+    );
     let proxy_died = run_dir(root.path(), "proxy-died", &proxy_died);
     let o = reconnoiter(&["report", "compare", &base, &proxy_died]);
     assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));

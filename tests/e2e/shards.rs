@@ -273,6 +273,36 @@ fn four_shards_merge_to_the_verdict_of_one_process() {
         ],
         "seed 21 vs 22",
     );
+    // The same scenario and seed run twice: shard 3 of another run (another
+    // --start-at), or, without --start-at, of one that ran an hour later.
+    let edited = |name: &str, edit: &dyn Fn(usize, &mut serde_json::Value)| {
+        (0..4)
+            .map(|k| {
+                let to = work.path().join(format!("{name}{k}"));
+                copy_dir(&shard_dirs[k], &to);
+                let h = to.join("history.jsonl");
+                let text = std::fs::read_to_string(&h).unwrap();
+                let (first, rest) = text.split_once('\n').unwrap();
+                let mut header: serde_json::Value = serde_json::from_str(first).unwrap();
+                edit(k, &mut header);
+                std::fs::write(&h, format!("{header}\n{rest}")).unwrap();
+                to
+            })
+            .collect::<Vec<_>>()
+    };
+    let other_run = edited("other-run", &|k, h| {
+        if k == 3 {
+            h["start_at_ms"] = (h["start_at_ms"].as_i64().unwrap() + 60_000).into();
+        }
+    });
+    refused(&other_run, "--start-at");
+    let later = edited("later", &|k, h| {
+        h.as_object_mut().unwrap().remove("start_at_ms");
+        if k == 3 {
+            h["started_at_ms"] = (h["started_at_ms"].as_i64().unwrap() + 3_600_000).into();
+        }
+    });
+    refused(&later, "before the second began");
     let old = work.path().join("old");
     copy_dir(&shard_dirs[3], &old);
     let h = old.join("history.jsonl");

@@ -30,6 +30,7 @@ fn header(users: u32) -> Header {
         reconnoiter_version: "0".into(),
         checks: Vec::new(),
         shard: None,
+        start_at_ms: None,
         driver: None,
     }
 }
