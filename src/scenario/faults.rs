@@ -126,6 +126,19 @@ pub fn cohorts(cx: &Context<'_>, sections: &[CohortSection]) -> Result<Vec<Cohor
             ));
         }
         let count = c.users.get_ref().of(cx.users);
+        // An empty cohort's faults would touch nobody, and the run would
+        // pass without testing them (a share scaled down with users.count).
+        if count == 0 {
+            return Err(cx.err(
+                c.users.span(),
+                format!(
+                    "cohort {name:?} gets no users: `users = {}` of {} is 0",
+                    c.users.get_ref(),
+                    cx.users
+                ),
+                "give it at least one user (a larger share, a count, or more users.count), or remove the cohort and its faults",
+            ));
+        }
         if next + count > cx.users {
             return Err(cx.err(
                 c.users.span(),
@@ -179,6 +192,18 @@ fn picked(
 ) -> Result<usize, ScenarioError> {
     let share = required_spanned(cx, f, &f.users, "users", example)?;
     let n = share.get_ref().of(available as u32) as usize;
+    // A fault that picks nobody does nothing, and the run would pass
+    // without testing it.
+    if n == 0 {
+        return Err(cx.err(
+            share.span(),
+            format!(
+                "`users = {}` picks none of the {available} {what} this fault can pick from",
+                share.get_ref()
+            ),
+            "ask for at least 1 (a count, or a larger share)",
+        ));
+    }
     // A recurring fault may run out over a long soak (memberships removed
     // for good): each occurrence takes what is left, so that `duration`
     // alone can be changed, as the soak scenario says.

@@ -25,6 +25,15 @@ impl Share {
     }
 }
 
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Share::Count(n) => write!(f, "{n}"),
+            Share::Percent(p) => write!(f, "\"{p}%\""),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Share {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;

@@ -185,3 +185,31 @@ fn a_recurring_membership_fault_takes_what_is_left() {
     assert_eq!(&sizes[..3], [4, 4, 2], "{sizes:?}");
     assert!(sizes[3..].iter().all(|&n| n == 0), "{sizes:?}");
 }
+
+/// A share that rounds to nobody would make its faults touch no one, and
+/// the run would pass without testing them (the helper's scaled-down
+/// smoke.toml): refused where it is written.
+#[test]
+fn a_cohort_or_fault_that_gets_no_users_is_refused() {
+    let e = p("[[cohorts]]\nname = \"a\"\nusers = \"1%\"\n").unwrap_err();
+    assert_eq!((e.line, e.column), (7, 9), "{e}");
+    assert!(
+        e.message
+            .contains("cohort \"a\" gets no users: `users = \"1%\"` of 10 is 0"),
+        "{e}"
+    );
+    let e = p("[[cohorts]]\nname = \"a\"\nusers = 0\n").unwrap_err();
+    assert!(e.message.contains("gets no users"), "{e}");
+    let e = p("[[faults]]\nkind = \"token-expiry\"\nusers = \"4%\"\nat = \"1s\"\n").unwrap_err();
+    assert_eq!(e.line, 7, "{e}");
+    assert!(
+        e.message
+            .contains("`users = \"4%\"` picks none of the 10 users"),
+        "{e}"
+    );
+    assert!(e.fix.unwrap().contains("at least 1"));
+    let e = p("[[faults]]\nkind = \"token-expiry\"\nusers = 0\nat = \"1s\"\nevery = \"5s\"\n")
+        .unwrap_err();
+    assert!(e.message.contains("picks none"), "{e}");
+    assert!(p("[[faults]]\nkind = \"token-expiry\"\nusers = \"5%\"\nat = \"1s\"\n").is_ok());
+}
