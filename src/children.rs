@@ -30,6 +30,46 @@ pub fn kill_all() {
     CHILDREN.kill_all();
 }
 
+/// Set by a run on the embedded server and proxies it starts: the run's pid.
+pub const PARENT_ENV: &str = "RECONNOITER_PARENT_PID";
+
+/// Gives a run's own embedded server or proxy to the run's pid (see
+/// [`exit_with_parent`]).
+pub fn watched_by_us(command: &mut std::process::Command) -> &mut std::process::Command {
+    command.env(PARENT_ENV, std::process::id().to_string())
+}
+
+/// In an embedded server or proxy a run started: exit once that run is
+/// gone. A run killed by SIGKILL (a CI job's hard kill, the OOM killer)
+/// runs no cleanup at all, and its server and proxies lived on, holding
+/// their ports and, for a proxy, a blackhole. Polls the parent pid (a
+/// parent-death signal would fire when the spawning *thread* ends, and
+/// restarts are spawned from short-lived blocking threads).
+pub fn exit_with_parent() {
+    let Some(parent) = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let watch = move || {
+        loop {
+            // SAFETY: getppid has no preconditions and cannot fail.
+            if unsafe { libc::getppid() } != parent {
+                eprintln!("the run that started this process (pid {parent}) is gone; exiting");
+                std::process::exit(1);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(watch)
+    {
+        tracing::warn!("cannot watch the parent run: {e}");
+    }
+}
+
 impl Registry {
     fn note(&self, pid: u32, group: bool) {
         let mut started = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -242,12 +242,14 @@ pub fn init_tracing(verbose: u8) {
 pub fn execute(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Serve(args) => {
+            crate::children::exit_with_parent();
             let config = args.into_config()?;
             crate::server::run_blocking(config)?;
             Ok(Exit::Pass)
         }
         Command::Run(args) => run(args),
         Command::Proxy(args) => {
+            crate::children::exit_with_parent();
             crate::proxy::run_blocking(crate::proxy::ProxyConfig {
                 listen: args.listen,
                 seed: args.seed,
@@ -278,6 +280,21 @@ fn run(args: RunArgs) -> Result<Exit> {
             "--target {target:?} {why}: give the server's base URL, e.g. --target {example}"
         ))
         .into());
+    }
+    if let Some(api) = &args.toxiproxy
+        && let Some((scheme, rest)) = api.split_once("://")
+        && scheme != "http"
+    {
+        return Err(ExitError::bad_input(format!(
+            "--toxiproxy {api:?}: the Toxiproxy API is plain HTTP; give http://{rest} (or {rest})"
+        ))
+        .into());
+    }
+    if args.toxiproxy.is_some() && !plan.needs_proxy() {
+        tracing::warn!(
+            "--toxiproxy is not used: {} has no network fault (offline, flapping, latency, bandwidth, slicer)",
+            args.scenario.display()
+        );
     }
     let opts = crate::run::RunOptions {
         target_url: args.target,

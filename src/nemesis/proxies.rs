@@ -114,11 +114,12 @@ impl Proxies {
         let mut apis = Vec::new();
         let processes = match external {
             Some(url) => {
-                apis.push(
-                    url.trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        .to_owned(),
-                );
+                let api = url
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned();
+                is_toxiproxy(&api).await?;
+                apis.push(api);
                 1
             }
             None => {
@@ -372,9 +373,31 @@ async fn reset_peer(http: &Http, api: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `--toxiproxy` points at a Toxiproxy API (`GET /proxies` is a
+/// JSON object), so that a wrong address is named as such, not as the
+/// client's "json deserialize failed: EOF" halfway through creating proxies.
+async fn is_toxiproxy(api: &str) -> anyhow::Result<()> {
+    let url = format!("http://{api}/proxies");
+    let reply = Http::new(std::time::Duration::from_secs(10))
+        .get(&url, None)
+        .await
+        .map_err(|e| anyhow!("--toxiproxy: {e}"))?;
+    let listed =
+        serde_json::from_slice::<serde_json::Value>(&reply.body).is_ok_and(|v| v.is_object());
+    if !reply.is_success() || !listed {
+        let text = reply.text();
+        let start: String = text.chars().take(80).collect();
+        bail!(
+            "--toxiproxy http://{api} is not a Toxiproxy API: GET /proxies answered {} {start:?} (give the API's address, 8474 by default, not a proxy's or the server's)",
+            reply.status
+        );
+    }
+    Ok(())
+}
+
 /// Starts `reconnoiter proxy --listen 127.0.0.1:0` and reads its address.
 fn spawn_proxy(binary: &Path, seed: u64) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(binary)
+    let mut child = crate::children::watched_by_us(&mut Command::new(binary))
         .args([
             "proxy",
             "--listen",

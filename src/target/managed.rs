@@ -58,6 +58,7 @@ impl Launch {
             Launch::Embedded { binary, args } => {
                 let mut c = Command::new(binary);
                 c.args(args).args(["--listen", addr]);
+                crate::children::watched_by_us(&mut c);
                 c
             }
             Launch::Command { command, env } => {

@@ -204,6 +204,100 @@ fn a_second_sigterm_exits_at_once_and_takes_the_server_and_proxies_along() {
     }
 }
 
+/// SIGKILL runs no cleanup (a CI job's hard kill, the OOM killer): the
+/// embedded server and proxy the run started notice it is gone and exit,
+/// where they used to live on with their ports (and a proxy's toxics).
+#[test]
+fn a_sigkilled_run_does_not_leave_its_server_and_proxy_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let reports = root.path().join("reports");
+    let scenario = write_scenario(root.path());
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let text = format!(
+        "{text}\n[[cohorts]]\nname = \"flaky\"\nusers = \"50%\"\n\n\
+         [[faults]]\nkind = \"offline\"\ncohort = \"flaky\"\nmode = \"reset\"\nat = \"50s\"\nfor = \"1s\"\n"
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "-q", "--reports"])
+        .arg(&reports)
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_connected_users(&reports, Duration::from_secs(30));
+    let helpers = children_of(child.id());
+    assert!(helpers.len() >= 2, "server and proxy: {helpers:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while helpers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in helpers {
+        assert!(!alive(pid), "pid {pid} outlived the SIGKILLed run");
+    }
+}
+
+/// `--toxiproxy` values that cannot work are named before any user starts:
+/// https (a panic inside toxiproxy_rust's client before), and an address
+/// that answers but is no Toxiproxy API (a JSON parse error before); one
+/// the scenario never uses is named in a warning.
+#[test]
+fn toxiproxy_addresses_that_cannot_work_are_named_up_front() {
+    let root = tempfile::tempdir().unwrap();
+    let server = small_server();
+    let faulty = root.path().join("faulty.toml");
+    std::fs::write(
+        &faulty,
+        format!(
+            "{}\n[[cohorts]]\nname = \"flaky\"\nusers = \"50%\"\n\n\
+             [[faults]]\nkind = \"offline\"\ncohort = \"flaky\"\nmode = \"reset\"\nat = \"1s\"\nfor = \"1s\"\n",
+            crate::run_e2e::SMALL
+        ),
+    )
+    .unwrap();
+    let run = |scenario: &Path, toxiproxy: &str| {
+        let o = Command::new(BIN)
+            .args([
+                "run",
+                "-q",
+                "--target",
+                &server.url(),
+                "--toxiproxy",
+                toxiproxy,
+            ])
+            .arg("--reports")
+            .arg(root.path().join("reports"))
+            .arg(scenario)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&faulty, "https://127.0.0.1:8474");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("plain HTTP; give http://127.0.0.1:8474"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let (code, stderr) = run(&faulty, &server.url());
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("is not a Toxiproxy API"), "{stderr}");
+    assert!(run_folders(&root.path().join("reports")).is_empty());
+
+    let plain = root.path().join("plain.toml");
+    std::fs::write(&plain, crate::run_e2e::SMALL).unwrap();
+    let (code, stderr) = run(&plain, "http://127.0.0.1:1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("--toxiproxy is not used"), "{stderr}");
+}
+
 #[test]
 fn a_target_without_a_scheme_is_a_command_line_mistake_named_at_once() {
     let root = tempfile::tempdir().unwrap();
