@@ -268,6 +268,21 @@ fn run(args: RunArgs) -> Result<Exit> {
         crate::scenario::load(&args.scenario).map_err(|e| ExitError::bad_input(e.to_string()))?;
     for rule in &args.checks {
         plan.checks.set_arg(rule).map_err(ExitError::bad_input)?;
+        // A capacity run's knee is its own threshold: --check adds a gate
+        // to every stage, and the user may think it moved the knee.
+        let key = rule
+            .split(|c: char| c == '<' || c == '=' || c.is_whitespace())
+            .next()
+            .unwrap_or_default();
+        if let Some(cap) = &plan.capacity
+            && cap.knee.0 == key
+        {
+            tracing::warn!(
+                "--check {rule} gates every stage; the knee is still [capacity] knee = \"{} {}\" (change it in the file)",
+                cap.knee.0,
+                cap.knee.1
+            );
+        }
     }
     if let Some(target) = &args.target
         && let Some(why) = crate::scenario::base_url_problem(target)
@@ -379,6 +394,14 @@ fn report(cmd: ReportCommand) -> Result<Exit> {
             }
             _ => path,
         };
+        // A capacity run's folder holds one run folder per stage.
+        if dir.join("capacity.json").is_file() && !dir.join("summary.json").exists() {
+            return Err(ExitError::bad_input(format!(
+                "{} is a capacity run: its results are capacity.csv and capacity.html there; each stage is a run of its own ({}/stage-01, ...)",
+                dir.display(),
+                dir.display()
+            )));
+        }
         Summary::read(dir)
             .map_err(|e| ExitError::bad_input(format!("cannot use this run summary: {e:#}")))
     };

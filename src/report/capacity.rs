@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::run::capacity::{CapacityOutcome, Stage};
+use crate::run::capacity::{CapacityOutcome, Knee, Stage};
 
 pub fn write_all(dir: &Path, out: &CapacityOutcome) -> std::io::Result<()> {
     std::fs::write(
@@ -65,10 +65,13 @@ pub fn render(out: &CapacityOutcome) -> String {
             .unwrap_or("knee"),
     );
     for r in &out.stages {
-        let mark = if Some(r.stage) == out.knee_stage {
-            "  <- knee"
-        } else {
-            ""
+        // The knee only where a later stage broke the threshold; where
+        // every stage held, or one could not be judged, the last clean
+        // stage is a lower bound, not a knee.
+        let mark = match (Some(r.stage) == out.knee_stage, &out.result) {
+            (false, _) => "",
+            (true, Knee::Found) => "  <- knee",
+            (true, _) => "  <- last held",
         };
         let _ = writeln!(
             s,
@@ -327,7 +330,6 @@ fn chart(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::capacity::Knee;
 
     fn stage(n: usize, users: u32, p99_ms: f64, exit_code: i32) -> Stage {
         Stage {
@@ -394,5 +396,17 @@ mod tests {
         assert!(page.contains("<svg") && page.contains(">knee</text>"));
         assert!(page.contains("capacity &lt;&amp;&gt;"), "escaped");
         assert!(!page.contains("<script"), "self-contained, no scripts");
+    }
+
+    /// Every stage held: the last one is where the steps stopped, not a
+    /// knee, and the table says so as the headline does.
+    #[test]
+    fn a_run_that_never_broke_marks_no_knee() {
+        let mut o = outcome();
+        o.stages.pop();
+        o.result = Knee::NotReached;
+        let text = render(&o);
+        assert!(!text.contains("<- knee"), "{text}");
+        assert!(text.contains("<- last held"), "{text}");
     }
 }

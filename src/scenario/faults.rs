@@ -173,7 +173,10 @@ fn required<'a, T>(
     v.as_ref().map(|s| s.get_ref()).ok_or_else(|| {
         cx.err(
             f.kind.span(),
-            format!("a {:?} fault needs `{key}`", f.kind.get_ref()),
+            format!(
+                "a fault of kind \"{}\" needs `{key}`",
+                kind_name(*f.kind.get_ref())
+            ),
             &format!("add {key} = {example}"),
         )
     })
@@ -581,7 +584,10 @@ fn required_spanned<'a, T>(
     v.as_ref().ok_or_else(|| {
         cx.err(
             f.kind.span(),
-            format!("a {:?} fault needs `{key}`", f.kind.get_ref()),
+            format!(
+                "a fault of kind \"{}\" needs `{key}`",
+                kind_name(*f.kind.get_ref())
+            ),
             &format!("add {key} = {example}"),
         )
     })
@@ -597,3 +603,11 @@ fn pool(cohorts: &[Cohort], cohort: Option<&str>, users: u32) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests;
+
+/// A kind as the file spells it (`server-restart`), for messages.
+fn kind_name(kind: crate::scenario::FaultKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}

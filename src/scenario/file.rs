@@ -161,7 +161,8 @@ pub struct UsersSection {
     pub resend: Option<Resend>,
     /// How a user fetches what it missed after a reconnect.
     pub sync: Option<SyncMode>,
-    pub ack_timeout: Option<Dur>,
+    /// How long a send (or a join) waits for its ack; more than zero.
+    pub ack_timeout: Option<Spanned<Dur>>,
     /// Which client library owns the users' connections.
     pub driver: Option<Spanned<Driver>>,
     #[serde(default)]

@@ -287,6 +287,17 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
         ));
     }
 
+    // Every send and join would time out at once, and the run would pass
+    // on whatever the acks did not need to say.
+    if let Some(d) = &users.ack_timeout
+        && d.get_ref().0.is_zero()
+    {
+        return Err(err(
+            d.span(),
+            "users.ack_timeout must be more than zero".into(),
+            "write e.g. ack_timeout = \"10s\" (the default)".into(),
+        ));
+    }
     let reconnection = resolve_reconnection(path, text, &users.reconnection)?;
     if let Some(d) = &users.driver
         && *d.get_ref() == Driver::RustSocketio
@@ -432,7 +443,8 @@ pub fn resolve(path: &Path, text: &str, file: ScenarioFile) -> Result<Plan, Scen
             sync: users.sync.unwrap_or(SyncMode::Rest),
             ack_timeout: users
                 .ack_timeout
-                .map(|d| d.0)
+                .as_ref()
+                .map(|d| d.get_ref().0)
                 .unwrap_or(Duration::from_secs(10)),
             driver: users
                 .driver

@@ -291,3 +291,18 @@ fn merge_of_folders_that_are_not_runs_is_bad_input() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("history.jsonl"), "{}", stderr(&o));
 }
+
+#[test]
+fn report_show_on_a_capacity_run_says_where_its_results_are() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("capacity.json"), "{}").unwrap();
+    std::fs::create_dir(root.path().join("stage-01")).unwrap();
+    let dir = root.path().to_str().unwrap();
+    let o = reconnoiter(&["report", "show", dir]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is a capacity run: its results are capacity.csv and capacity.html"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -518,3 +518,30 @@ fn a_server_whose_memberships_differ_from_the_scenario_is_refused_up_front() {
     assert!(stderr.contains("on the server"), "{stderr}");
     assert!(folders.is_empty(), "{folders:?}");
 }
+
+/// `--check` on the knee's own metric gates every stage but does not move
+/// the knee: said before the first stage, where a user expected otherwise.
+#[test]
+fn a_check_on_the_knee_metric_of_a_capacity_run_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/capacity.toml");
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "-q",
+            "--check",
+            "delivery.p99<1s",
+            "--target",
+            "http://127.0.0.1:1",
+        ])
+        .arg("--reports")
+        .arg(root.path().join("reports"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("--check delivery.p99<1s gates every stage; the knee is still [capacity] knee = \"delivery.p99 "),
+        "{stderr}"
+    );
+}

@@ -213,3 +213,13 @@ fn a_cohort_or_fault_that_gets_no_users_is_refused() {
     assert!(e.message.contains("picks none"), "{e}");
     assert!(p("[[faults]]\nkind = \"token-expiry\"\nusers = \"5%\"\nat = \"1s\"\n").is_ok());
 }
+
+#[test]
+fn a_missing_key_names_the_kind_as_the_file_spells_it() {
+    let e = p("[[faults]]\nkind = \"offline\"\nmode = \"reset\"\nat = \"1s\"\n").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("a fault of kind \"offline\" needs `for`"),
+        "{e}"
+    );
+}

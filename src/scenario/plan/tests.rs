@@ -143,3 +143,18 @@ fn settings_only_a_managed_server_obeys_are_named_for_a_target_run() {
     let plain = p("[users]\ncount = 4\n").unwrap();
     assert!(target::managed_only(&plain.target).is_empty());
 }
+
+/// A zero ack timeout times out every send and join at once; it passed
+/// validation and the run before.
+#[test]
+fn a_zero_ack_timeout_is_refused_where_it_is_written() {
+    let e = p("[users]\ncount = 5\nack_timeout = \"0s\"\n").unwrap_err();
+    assert_eq!((e.line, e.column), (3, 15), "{e}");
+    assert!(
+        e.message.contains("ack_timeout must be more than zero"),
+        "{e}"
+    );
+    assert!(e.fix.unwrap().contains("ack_timeout = \"10s\""));
+    let plan = p("[users]\ncount = 5\nack_timeout = \"2s\"\n").unwrap();
+    assert_eq!(plan.users.ack_timeout, Duration::from_secs(2));
+}
