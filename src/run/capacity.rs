@@ -264,10 +264,26 @@ pub async fn run_capacity(
             ..opts.clone()
         };
         let mut stop = stop_rx.clone();
-        let outcome = run(stage.clone(), stage_opts, async move {
+        let outcome = match run(stage.clone(), stage_opts, async move {
             let _ = stop.wait_for(|s| *s).await;
         })
-        .await?;
+        .await
+        {
+            Ok(outcome) => outcome,
+            // The stages that ran keep their rows (capacity.csv/.html); the
+            // error names the stage that could not run.
+            Err(e) => {
+                out.result = Knee::Harness;
+                out.exit_code = out.exit().code();
+                crate::report::capacity::write_all(&dir, &out)?;
+                return Err(e.context(format!(
+                    "capacity stage {}/{} ({users} users) could not run; the stages before it are in {}",
+                    i + 1,
+                    stages.len(),
+                    dir.display()
+                )));
+            }
+        };
         let name = format!("stage-{:02}", i + 1);
         let stage_dir = dir.join(&name);
         std::fs::rename(&outcome.dir, &stage_dir)

@@ -419,6 +419,64 @@ async fn capacity_stops_at_a_broken_threshold_or_a_violation() {
     assert_eq!(out.exit(), Exit::Violation);
 }
 
+/// Against a server seeded for the first stage only, the second stage is
+/// refused by the preflight: the error names that stage, and the first
+/// stage's row is still written (it used to be lost with the error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_stage_that_cannot_run_keeps_the_stages_before_it() {
+    let server = common::ServerProcess::start(&[
+        "--users",
+        "20",
+        "--conversations",
+        "2",
+        "--members",
+        "10",
+        "--seed",
+        "16",
+    ]);
+    let text = r#"
+[run]
+name = "cap-target"
+duration = "3s"
+ramp = "100/s"
+drain = "5s"
+seed = 16
+[users]
+count = 20
+conversations = 2
+members = 10
+send_rate = "2/s"
+[capacity]
+step = 20
+max = 40
+hold = "2s"
+knee = "delivery.p99 < 30s"
+"#;
+    let plan = reconnoiter::scenario::parse(Path::new("cap-target.toml"), text).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut opts = common::run_options(reports.path());
+    opts.target_url = Some(server.url());
+    let err = reconnoiter::run::capacity::run_capacity(plan, opts, std::future::pending())
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("capacity stage 2/2 (40 users) could not run"),
+        "{msg}"
+    );
+    assert!(msg.contains("memberships"), "{msg}");
+    assert_eq!(reconnoiter::exit::code_for(&err), Exit::Harness);
+    let dir = std::fs::read_dir(reports.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let csv = std::fs::read_to_string(dir.join("capacity.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "the header and stage 1: {csv}");
+    assert!(dir.join("capacity.html").is_file());
+}
+
 /// `--target` makes the server external: a restart fault then needs
 /// `restart_command`, and saying so comes before anything is spawned
 /// (before even asking whether the target is up).
