@@ -25,9 +25,48 @@ pub fn started(pid: u32, group: bool) {
 }
 
 /// SIGKILLs every noted child that is still ours, and the groups of those
-/// that lead one.
+/// that lead one; then deletes the run's proxies on an external Toxiproxy
+/// (see [`created_on`]).
 pub fn kill_all() {
     CHILDREN.kill_all();
+    delete_external_proxies();
+}
+
+/// Proxies a run created on a Toxiproxy it did not start: (API host:port,
+/// proxy name). Nothing else removes them when a second signal skips the
+/// orderly cleanup, and one may hold a live blackhole for whoever uses
+/// that Toxiproxy next.
+static EXTERNAL: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Notes proxies created on an external Toxiproxy.
+pub fn created_on(api: &str, names: impl IntoIterator<Item = String>) {
+    let mut external = EXTERNAL.lock().unwrap_or_else(|p| p.into_inner());
+    external.extend(names.into_iter().map(|n| (api.to_owned(), n)));
+}
+
+/// `DELETE /proxies/NAME` for each, over a plain socket with short
+/// timeouts: this runs as the process exits, outside any runtime.
+fn delete_external_proxies() {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let external = std::mem::take(&mut *EXTERNAL.lock().unwrap_or_else(|p| p.into_inner()));
+    for (api, name) in external {
+        let Some(addr) = api.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+            continue;
+        };
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+            continue;
+        };
+        let _ = s.set_write_timeout(Some(Duration::from_millis(300)));
+        let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+        let request =
+            format!("DELETE /proxies/{name} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n");
+        if s.write_all(request.as_bytes()).is_ok() {
+            // Wait for the answer, so the deletion is done before we exit.
+            let _ = s.read(&mut [0u8; 256]);
+        }
+    }
 }
 
 /// Set by a run on the embedded server and proxies it starts: the run's pid.

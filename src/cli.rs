@@ -509,7 +509,12 @@ impl StopSignal {
 /// SIGINT and SIGTERM, both: CI cancellation, `timeout`, `docker stop` and
 /// Kubernetes send SIGTERM, and the default action of dying at once would
 /// leave no report and the managed server and proxies running.
+/// Both are streams held for the run's life: a `ctrl_c()` future made per
+/// wait hears only what comes after it, so a SIGINT that arrived together
+/// with a SIGTERM was lost when the other branch won, and the run went on
+/// with its orderly stop instead of quitting.
 struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
@@ -518,16 +523,17 @@ impl StopSignals {
     /// without them, as it would have without this).
     fn new() -> Option<StopSignals> {
         use tokio::signal::unix::{SignalKind, signal};
-        // Ctrl-C's handler is installed by the first `ctrl_c()` poll; make
-        // sure it can be before promising it.
-        let _ = signal(SignalKind::interrupt()).ok()?;
+        let interrupt = signal(SignalKind::interrupt()).ok()?;
         let terminate = signal(SignalKind::terminate()).ok()?;
-        Some(StopSignals { terminate })
+        Some(StopSignals {
+            interrupt,
+            terminate,
+        })
     }
 
     async fn next(&mut self) -> StopSignal {
         tokio::select! {
-            Ok(()) = tokio::signal::ctrl_c() => StopSignal::Interrupt,
+            Some(()) = self.interrupt.recv() => StopSignal::Interrupt,
             Some(()) = self.terminate.recv() => StopSignal::Terminate,
             else => std::future::pending().await,
         }

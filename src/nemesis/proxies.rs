@@ -181,14 +181,28 @@ impl Proxies {
             }
             links.insert(cohort, out);
         }
-        Ok(Proxies {
+        let proxies = Proxies {
             apis,
             driver,
             children,
             links,
             per_link,
             reset_http: Http::new(std::time::Duration::from_secs(10)),
-        })
+        };
+        proxies.note_external();
+        Ok(proxies)
+    }
+
+    /// With an external Toxiproxy, notes our proxies for a second stop
+    /// signal to delete (`children::kill_all`).
+    fn note_external(&self) {
+        if self.children.is_empty() {
+            for links in self.links.values() {
+                for link in links {
+                    crate::children::created_on(&self.apis[link.api], [link.name.clone()]);
+                }
+            }
+        }
     }
 
     /// Every proxy of ours still there, enabled and without toxics: after

@@ -204,6 +204,85 @@ fn a_second_sigterm_exits_at_once_and_takes_the_server_and_proxies_along() {
     }
 }
 
+/// A second signal skips the orderly cleanup, which used to leave the
+/// run's proxies (one with a live blackhole) on a Toxiproxy the run did
+/// not start; they are deleted on the way out.
+#[test]
+fn a_second_sigterm_deletes_the_runs_proxies_on_an_external_toxiproxy() {
+    let root = tempfile::tempdir().unwrap();
+    let reports = root.path().join("reports");
+    // Killed however the test ends: a live proxy holds the test's output
+    // pipes, and cargo would wait for it.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut proxy = KillOnDrop(
+        Command::new(BIN)
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let api = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let list = || {
+        let mut s = std::net::TcpStream::connect(&api).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET /proxies HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+        out.split_once("\r\n\r\n").unwrap().1.to_owned()
+    };
+    let scenario = write_scenario(root.path());
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let text = format!(
+        "{text}\n[[cohorts]]\nname = \"flaky\"\nusers = \"50%\"\n\n\
+         [[faults]]\nkind = \"offline\"\ncohort = \"flaky\"\nmode = \"blackhole\"\nat = \"1s\"\nfor = \"50s\"\n"
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "-q", "--toxiproxy", &api, "--reports"])
+        .arg(&reports)
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_connected_users(&reports, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        list().contains("timeout"),
+        "the blackhole is on: {}",
+        list()
+    );
+    // Two kinds of signal, so the kernel cannot merge them into one, sent
+    // together, so the second lands before the orderly cleanup is done.
+    let pid = child.id();
+    Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}; kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    let code = child.wait().unwrap().code();
+    assert!(matches!(code, Some(130 | 143)), "exited at once: {code:?}");
+    assert_eq!(list().trim(), "{}");
+}
+
 /// SIGKILL runs no cleanup (a CI job's hard kill, the OOM killer): the
 /// embedded server and proxy the run started notice it is gone and exit,
 /// where they used to live on with their ports (and a proxy's toxics).
