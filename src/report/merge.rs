@@ -154,7 +154,7 @@ fn validate(inputs: &[Input]) -> Result<u32, ExitError> {
             let ((_, a1), (b0, _)) = (span(a), span(b));
             if a1 < b0 {
                 return Err(ExitError::bad_input(format!(
-                    "{} and {} are not shards of one run: the first ended {:.0} s before the second began (give every shard of a run the same --start-at)",
+                    "{} and {} are not shards of one run: the first ended {:.0} s before the second began, and a run's shards run at the same time (give them one --start-at, and start every one before it)",
                     a.dir.display(),
                     b.dir.display(),
                     (b0 - a1) as f64 / 1e3
