@@ -46,17 +46,6 @@ fn step_at(events: &[Event], fault: u32, action: &str, phase: &str) -> u64 {
         .unwrap_or_else(|| panic!("fault {fault} {action} never {phase}"))
 }
 
-/// Kills a hand-started process even when the test fails (its inherited
-/// stderr would otherwise keep the test runner's pipe open).
-struct Reaper(std::process::Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn of_user(events: &[Event]) -> HashMap<u32, Vec<&Event>> {
     let mut m: HashMap<u32, Vec<&Event>> = HashMap::new();
     for e in events {
@@ -323,7 +312,7 @@ async fn every_fault_kind_does_what_it_says_to_the_users() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_against_a_hand_started_proxy_through_toxiproxy_url() {
     // `reconnoiter proxy` started by hand, exactly as a real Toxiproxy would be.
-    let (proxy, api) = hand_started_proxy();
+    let (proxy, api) = crate::proxy_support::hand_started_proxy();
 
     let scenario = r#"
 [run]
@@ -386,36 +375,13 @@ down = "500ms"
     drop(proxy);
 }
 
-/// `reconnoiter proxy` started by hand; its API address.
-fn hand_started_proxy() -> (Reaper, String) {
-    let mut proxy = Reaper(
-        std::process::Command::new(env!("CARGO_BIN_EXE_reconnoiter"))
-            .args(["proxy", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let api = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (proxy, api)
-}
-
 /// The fault proxy dies mid-run: every user behind it is cut off and
 /// misses messages, which is the harness's failure, not the server's. The
 /// run exits 4 and says the violations are not trusted, where it used to
 /// fail a correct server with exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_proxy_that_dies_mid_run_is_the_harness_failing_not_the_server() {
-    let (mut proxy, api) = hand_started_proxy();
+    let (mut proxy, api) = crate::proxy_support::hand_started_proxy();
     let scenario = r#"
 [run]
 duration = "5s"

@@ -194,3 +194,37 @@ pub async fn read_to_close(sock: &mut TcpStream, within: Duration) -> (Vec<u8>, 
         }
     }
 }
+
+/// Kills a hand-started process even when the test fails (its inherited
+/// stderr would otherwise keep the test runner's pipe open).
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `reconnoiter proxy` started by hand; its API address.
+pub fn hand_started_proxy() -> (Reaper, String) {
+    let mut proxy = Reaper(
+        std::process::Command::new(env!("CARGO_BIN_EXE_reconnoiter"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let api = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (proxy, api)
+}

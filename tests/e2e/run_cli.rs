@@ -213,31 +213,7 @@ fn a_second_sigterm_deletes_the_runs_proxies_on_an_external_toxiproxy() {
     let reports = root.path().join("reports");
     // Killed however the test ends: a live proxy holds the test's output
     // pipes, and cargo would wait for it.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut proxy = KillOnDrop(
-        Command::new(BIN)
-            .args(["proxy", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(proxy.0.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let api = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let (_proxy, api) = crate::proxy_support::hand_started_proxy();
     let list = || {
         let mut s = std::net::TcpStream::connect(&api).unwrap();
         std::io::Write::write_all(
