@@ -8,6 +8,7 @@
 //! still writes everything it recorded, marked interrupted.
 
 pub mod capacity;
+mod drain;
 pub mod limits;
 pub mod live;
 pub mod load;
@@ -451,7 +452,7 @@ async fn run_users(
     );
     let drain_t = recorder.now();
     let _ = phase_tx.send(Phase::Drain);
-    let drained = drain(&stats, &ledger, &mut interrupted, plan.drain).await;
+    let drained = drain::drain(&stats, &ledger, &mut interrupted, plan.drain).await;
     // A proxy that died after the last fault step failed nothing, yet its
     // users were cut off through the drain.
     if let Some(p) = &proxies
@@ -569,39 +570,6 @@ async fn wait_healthy(api: &Api) -> Result<(), ExitError> {
 
 async fn wait_or_interrupt(interrupted: &mut watch::Receiver<bool>, d: Duration) {
     let _ = tokio::time::timeout(d, interrupted.wait_for(|i| *i)).await;
-}
-
-/// Waits until every user is connected (or gave up), every outbox is empty
-/// and every acked message reached its audience, or the bound passes; true
-/// when it drained fully.
-async fn drain(
-    stats: &Stats,
-    ledger: &crate::user::ledger::Ledger,
-    interrupted: &mut watch::Receiver<bool>,
-    bound: Duration,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + bound;
-    let mut quiet = false;
-    loop {
-        let s = stats.snapshot();
-        // Users still reconnecting may yet sync what they missed; those that
-        // gave up (reconnect_failed) will not.
-        let reconnecting = s.offline - s.reconnect_failed as i64;
-        // Quiet twice in a row, 50 ms apart: a send armed just before the
-        // drain began must get the chance to show up in the outbox.
-        if s.outbox <= 0 && ledger.owed() <= 0 && reconnecting <= 0 {
-            if quiet {
-                return true;
-            }
-            quiet = true;
-        } else {
-            quiet = false;
-        }
-        if tokio::time::Instant::now() >= deadline || *interrupted.borrow() {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Where a run writes by default: ./reports.
