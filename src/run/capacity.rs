@@ -38,10 +38,10 @@ pub struct Stage {
     pub conversations: u32,
     /// Messages per second the users were asked to send (users ÷ send interval).
     pub offered_per_s: f64,
-    /// Messages the server accepted, per second of chat (sends during the
-    /// ramp count too, so it can read a little above the offered rate).
+    /// Messages the server accepted, per second of the hold (nobody sends
+    /// during a stage's ramp, so every send falls inside it).
     pub accepted_per_s: f64,
-    /// Messages delivered to recipients, per second of chat (likewise).
+    /// Messages delivered to recipients, per second of the hold.
     pub delivered_per_s: f64,
     /// The knee threshold's statistic in this stage (µs); None without samples.
     pub knee_actual_us: Option<f64>,
@@ -191,6 +191,7 @@ pub fn stage_plan(plan: &Plan, cap: &CapacityPlan, users: u32) -> Plan {
         count: users,
     }];
     p.capacity = None;
+    p.sends_wait_for_ramp = true;
     let (key, value) = &cap.knee;
     // Checked when the scenario was parsed.
     let _ = p.checks.set(key, value);

@@ -320,6 +320,10 @@ async fn run_users(
         })
         .collect();
     let ledger = Arc::new(crate::user::ledger::Ledger::new(undecided));
+    let gap = Duration::from_secs_f64(1.0 / plan.ramp_per_sec.max(0.001));
+    let ramp_length = gap * plan.users.count;
+    // Nothing between here and the ramp's loop waits.
+    let ramp_start = tokio::time::Instant::now();
     let ctx = Arc::new(Ctx {
         ledger: ledger.clone(),
         users: plan.users.clone(),
@@ -333,6 +337,9 @@ async fn run_users(
         audience: audience.clone(),
         seed: plan.seed,
         run_tag: Ctx::new_run_tag(),
+        sends_from: plan
+            .sends_wait_for_ramp
+            .then(|| tokio::time::Instant::now() + ramp_length),
     });
 
     let (interrupt_tx, mut interrupted) = watch::channel(false);
@@ -344,8 +351,7 @@ async fn run_users(
         crate::report::progress::Watch {
             stats: stats.clone(),
             start,
-            planned: plan.duration
-                + Duration::from_secs_f64(plan.users.count as f64 / plan.ramp_per_sec.max(0.001)),
+            planned: plan.duration + ramp_length,
             users: plan.users.count,
             phase: ctx.phase.clone(),
         },
@@ -389,8 +395,6 @@ async fn run_users(
         },
     );
     let mut users = JoinSet::new();
-    let gap = Duration::from_secs_f64(1.0 / plan.ramp_per_sec.max(0.001));
-    let ramp_start = tokio::time::Instant::now();
     for i in 0..plan.users.count {
         if *interrupted.borrow() {
             break;
@@ -419,7 +423,7 @@ async fn run_users(
     if opts.shard.is_some() {
         // The chat phase (and its fault timeline) starts when the whole
         // run's ramp would have ended, on every shard alike.
-        tokio::time::sleep_until(ramp_start + gap * plan.users.count).await;
+        tokio::time::sleep_until(ramp_start + ramp_length).await;
     }
 
     recorder.record(

@@ -45,6 +45,9 @@ pub struct Ctx {
     /// not broadcast, and every message of the second run would be
     /// reported lost.
     pub run_tag: String,
+    /// No first send before this instant (the ramp's end) when the plan
+    /// says sends wait for the ramp; None: a user sends once it has joined.
+    pub sends_from: Option<tokio::time::Instant>,
 }
 
 impl Ctx {

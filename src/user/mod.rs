@@ -112,11 +112,13 @@ impl User {
         let mut rng =
             SmallRng::seed_from_u64(ctx.seed ^ (idx as u64).wrapping_mul(0x9e3779b97f4a7c15));
         // Spread the first sends over one interval so users do not send in lockstep.
+        let now = tokio::time::Instant::now();
+        let from = ctx.sends_from.map_or(now, |t| t.max(now));
         let next_send = ctx
             .users
             .send_interval
             .filter(|_| ctx.users.messages != Some(0))
-            .map(|i| tokio::time::Instant::now() + i.mul_f64(rng.random::<f64>()));
+            .map(|i| from + i.mul_f64(rng.random::<f64>()));
         User {
             idx,
             name: format!("u{idx}"),

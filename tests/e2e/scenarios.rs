@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use reconnoiter::check::Guarantee;
 use reconnoiter::exit::Exit;
+use reconnoiter::history::EventKind;
 use reconnoiter::report::summary::Summary;
 use toml::Value;
 
@@ -357,6 +358,9 @@ async fn capacity(knee: &str, bug: &[&str]) -> reconnoiter::run::capacity::Capac
         &[
             ("users.count", Value::Integer(20)),
             ("run.drain", text("10s")),
+            // Ramps of 0.4 s and 0.8 s: long enough that a user sending
+            // every 0.5 s from its join would send during its stage's ramp.
+            ("run.ramp", text("50/s")),
             ("capacity.step", Value::Integer(20)),
             ("capacity.max", Value::Integer(40)),
             ("capacity.hold", text("3s")),
@@ -396,6 +400,28 @@ async fn capacity_steps_up_and_reports_every_stage() {
             "{s:?}"
         );
         assert!(out.dir.join(&s.dir).join("summary.json").is_file());
+        // A stage measures its users held, not arriving: no one sends
+        // before the ramp is over (the chat phase's mark in the history).
+        let (_, events) =
+            reconnoiter::history::recorder::read(&out.dir.join(&s.dir).join("history.jsonl"))
+                .unwrap();
+        let chat = events
+            .iter()
+            .find(|e| matches!(&e.kind, EventKind::Phase { name } if name == "chat"))
+            .expect("the chat phase is marked")
+            .t;
+        let first_send = events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::Sent { .. }))
+            .expect("the stage's users sent")
+            .t;
+        // The mark is written when the ramp's last sleep wakes: a few ms of
+        // scheduling either way, against a ramp of 400 or 800 ms.
+        assert!(
+            first_send + 5_000 >= chat,
+            "stage {}: first send at {first_send} before the ramp ended at {chat}",
+            s.stage
+        );
     }
     let csv = std::fs::read_to_string(out.dir.join("capacity.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
