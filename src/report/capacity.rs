@@ -373,6 +373,7 @@ mod tests {
             result: Knee::Found,
             knee_stage: Some(2),
             exit_code: 0,
+            not_run: None,
         }
     }
 
@@ -408,5 +409,20 @@ mod tests {
         let text = render(&o);
         assert!(!text.contains("<- knee"), "{text}");
         assert!(text.contains("<- last held"), "{text}");
+    }
+
+    /// A stage that could not start leaves only stages that held: the
+    /// headline names the stage that did not run, not the last row.
+    #[test]
+    fn a_stage_that_did_not_run_is_named_not_the_last_that_held() {
+        let mut o = outcome();
+        o.stages.pop();
+        o.result = Knee::Harness;
+        o.not_run = Some("stage 3/3 (600 users) could not run (refused)".into());
+        let text = render(&o);
+        assert!(
+            text.ends_with("HARNESS: stage 3/3 (600 users) could not run (refused); the knee is at least 400 users (100 msg/s offered, 100 accepted, 1000 deliveries/s)"),
+            "{text}"
+        );
     }
 }

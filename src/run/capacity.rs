@@ -93,6 +93,12 @@ pub struct CapacityOutcome {
     /// The last stage that held (1-based), if any.
     pub knee_stage: Option<usize>,
     pub exit_code: i32,
+    /// Why the stepping stopped before a stage ran (a Ctrl-C between
+    /// stages, a stage that could not start): the last row is then a stage
+    /// that held, and the headline must not present it as the one that
+    /// could not be judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 impl CapacityOutcome {
@@ -156,6 +162,11 @@ impl CapacityOutcome {
                 b.headline,
                 k.map(|k| format!("; the last clean stage was {}", held(k)))
                     .unwrap_or_default()
+            ),
+            (_, k, _) if self.not_run.is_some() => format!(
+                "HARNESS: {}; the knee is at least {}",
+                self.not_run.as_deref().unwrap_or_default(),
+                k.map_or("below the first stage".into(), held)
             ),
             (_, k, b) => format!(
                 "HARNESS: stage {} could not be judged ({}); the knee is at least {}",
@@ -235,6 +246,7 @@ pub async fn run_capacity(
         result: Knee::NotReached,
         knee_stage: None,
         exit_code: 0,
+        not_run: None,
     };
     let stages = cap.stages();
     if !opts.quiet {
@@ -248,6 +260,11 @@ pub async fn run_capacity(
     for (i, &users) in stages.iter().enumerate() {
         if *stop_rx.borrow() {
             out.result = Knee::Harness;
+            out.not_run = Some(format!(
+                "interrupted before stage {}/{} ({users} users)",
+                i + 1,
+                stages.len()
+            ));
             break;
         }
         if !opts.quiet {
@@ -275,6 +292,11 @@ pub async fn run_capacity(
             // error names the stage that could not run.
             Err(e) => {
                 out.result = Knee::Harness;
+                out.not_run = Some(format!(
+                    "stage {}/{} ({users} users) could not run ({e})",
+                    i + 1,
+                    stages.len()
+                ));
                 out.exit_code = out.exit().code();
                 crate::report::capacity::write_all(&dir, &out)?;
                 return Err(e.context(format!(

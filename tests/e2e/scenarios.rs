@@ -501,6 +501,15 @@ knee = "delivery.p99 < 30s"
     let csv = std::fs::read_to_string(dir.join("capacity.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "the header and stage 1: {csv}");
     assert!(dir.join("capacity.html").is_file());
+    // The headline names the stage that did not run, not stage 1 (which held).
+    let json = std::fs::read_to_string(dir.join("capacity.json")).unwrap();
+    let out: reconnoiter::run::capacity::CapacityOutcome = serde_json::from_str(&json).unwrap();
+    let headline = out.headline();
+    assert!(
+        headline.starts_with("HARNESS: stage 2/2 (40 users) could not run")
+            && headline.contains("the knee is at least 20 users"),
+        "{headline}"
+    );
 }
 
 /// `--target` makes the server external: a restart fault then needs
