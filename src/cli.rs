@@ -457,12 +457,21 @@ fn validate(args: &ValidateArgs) -> Result<Exit> {
     for path in &args.scenarios {
         match crate::scenario::load(path) {
             Ok(plan) => println!(
-                "ok: {} ({} users in {} conversations of {}, {:?} of chat, target {})",
+                "ok: {} ({} users in {} conversations of {}, {}, target {})",
                 path.display(),
                 plan.users.count,
                 plan.users.conversations,
                 plan.users.members,
-                plan.duration,
+                // A capacity file's `duration` is not what runs: each stage
+                // chats for `hold`.
+                match &plan.capacity {
+                    Some(cap) => format!(
+                        "capacity stages of {:?} users, {:?} of chat each",
+                        cap.stages(),
+                        cap.hold
+                    ),
+                    None => format!("{:?} of chat", plan.duration),
+                },
                 match (&plan.target.url, &plan.target.command) {
                     (Some(url), _) => url.clone(),
                     (None, Some(command)) => format!("`{command}`"),

@@ -58,7 +58,7 @@ impl<'de> Deserialize<'de> for Share {
                     })?;
                 if !(0.0..=100.0).contains(&p) {
                     return Err(D::Error::custom(format!(
-                        "{s:?} is over 100% (or negative)"
+                        "{s:?} is not a share of [users] count: write a percentage from 0% to 100% (\"30%\") or a count (60)"
                     )));
                 }
                 Ok(Share::Percent(p))

@@ -21,6 +21,11 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim().starts_with('-') {
+        return Err(format!(
+            "duration {s:?} is negative; a duration counts forward from its start: write it like \"30s\""
+        ));
+    }
     humantime::parse_duration(s.trim()).map_err(|e| {
         format!("invalid duration {s:?} ({e}); write it like \"30s\", \"1m30s\" or \"250ms\"")
     })
@@ -61,7 +66,7 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     };
     if !(count > 0.0 && count.is_finite()) || period.is_zero() {
         return Err(format!(
-            "rate {s:?} must be a positive count over a non-zero period"
+            "rate {s:?} must be a positive count over a non-zero period, like \"1/10s\" (for users that only listen, leave send_rate out)"
         ));
     }
     Ok(count / period.as_secs_f64())

@@ -49,6 +49,19 @@ pub(super) fn resolve_capacity(
         ));
     }
     let knee_text = s.knee.get_ref().trim();
+    if let Some((key, value)) = knee_text.split_once('>') {
+        return Err(err(
+            s.knee.span(),
+            format!(
+                "capacity.knee {knee_text:?} says where the knee is broken; it is written as what a stage must stay under"
+            ),
+            &format!(
+                "write knee = \"{} < {}\"",
+                key.trim(),
+                value.trim_start_matches('=').trim()
+            ),
+        ));
+    }
     let at = knee_text.find(['<', '=']).unwrap_or(knee_text.len());
     let (key, value) = knee_text.split_at(at);
     let value = value.strip_prefix('=').unwrap_or(value).trim();

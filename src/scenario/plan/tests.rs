@@ -78,6 +78,16 @@ fn errors_point_at_the_value_and_say_the_fix() {
     assert_eq!(e.line, 10, "{e}");
     p("[target]\nping_interval = \"1s\"\nping_timeout = \"1s\"\n[users]\ncount = 4\n[[faults]]\nkind = \"flapping\"\ncohort = \"rest\"\nmodes = [\"reset\", \"refuse\"]\ndown = \"1s..4s\"\nup = \"1s\"\nfor = \"10s\"\n").unwrap();
 
+    // Values that parse but mean nothing: each says what to write.
+    let e = p("[run]\nduration = \"-5s\"\n[users]\ncount = 1\n").unwrap_err();
+    assert_eq!((e.line, e.column), (2, 12), "{e}");
+    assert!(e.message.contains("is negative"), "{e}");
+    let e = p("[users]\ncount = 1\nsend_rate = \"0/s\"\n").unwrap_err();
+    assert!(e.message.contains("leave send_rate out"), "{e}");
+    let e = p("[users]\ncount = 10\n[[cohorts]]\nname = \"a\"\nusers = \"150%\"\n").unwrap_err();
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.message.contains("from 0% to 100%"), "{e}");
+
     let e = p("[users]\ncount = 1\ndriver = \"socketio\"\n").unwrap_err();
     assert_eq!((e.line, e.column), (3, 10), "{e}");
     assert!(e.message.contains("`native` or `rust_socketio`"), "{e}");
@@ -112,6 +122,13 @@ fn capacity_stages_and_its_mistakes() {
     let e = p(&cap.replace("delivery.p99 < 250ms", "delivery.p98 < 250ms")).unwrap_err();
     assert_eq!(e.line, 8, "{e}");
     assert!(e.message.contains("not a latency threshold"), "{e}");
+    let e = p(&cap.replace("delivery.p99 < 250ms", "delivery.p99 > 250ms")).unwrap_err();
+    assert_eq!(e.line, 8, "{e}");
+    assert_eq!(
+        e.fix.as_deref(),
+        Some("write knee = \"delivery.p99 < 250ms\""),
+        "{e}"
+    );
     let e = p(&cap.replace("max = 500", "max = 50")).unwrap_err();
     assert_eq!(e.line, 6, "{e}");
     let e = p(&cap.replace("step = 150", "step = 0")).unwrap_err();
