@@ -148,6 +148,20 @@ fn four_shards_merge_to_the_verdict_of_one_process() {
     }
     let shard_dirs: Vec<PathBuf> = shard_dirs.iter().map(|r| only_dir(r)).collect();
     let (merged, _) = merge(&shard_dirs, &work.path().join("merged"), &[]).unwrap();
+    // Each shard counts the messages its own users had accepted, so the
+    // shards' counts add up to the merge's (a shard used to count every
+    // message it saw delivered: "sent 164, accepted 331").
+    let shard_accepted: u64 = shard_dirs
+        .iter()
+        .map(|d| {
+            reconnoiter::report::summary::Summary::read(d)
+                .unwrap()
+                .verdict
+                .counts
+                .accepted
+        })
+        .sum();
+    assert_eq!(shard_accepted, merged.verdict.counts.accepted);
 
     assert_eq!(merged.exit(), Exit::Pass, "{}", merged.render());
     assert_eq!(merged.exit(), single.exit());
