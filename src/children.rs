@@ -44,6 +44,21 @@ pub fn created_on(api: &str, names: impl IntoIterator<Item = String>) {
     external.extend(names.into_iter().map(|n| (api.to_owned(), n)));
 }
 
+/// Forgets proxies the orderly cleanup deleted, so a later second signal
+/// (in a process that runs again, such as a capacity run's next stage)
+/// does not delete a proxy of the same name that is no longer ours.
+pub fn deleted_on(api: &str, names: &[String]) {
+    forget(
+        &mut EXTERNAL.lock().unwrap_or_else(|p| p.into_inner()),
+        api,
+        names,
+    );
+}
+
+fn forget(external: &mut Vec<(String, String)>, api: &str, names: &[String]) {
+    external.retain(|(a, n)| a != api || !names.contains(n));
+}
+
 /// `DELETE /proxies/NAME` for each, over a plain socket with short
 /// timeouts: this runs as the process exits, outside any runtime.
 fn delete_external_proxies() {
@@ -174,6 +189,16 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(parent_of(1).is_some(), "init is alive");
+    }
+
+    /// Only the named proxies of that API are forgotten: the same name on
+    /// another Toxiproxy is still ours to delete.
+    #[test]
+    fn deleted_proxies_are_forgotten_on_their_api_only() {
+        let pair = |a: &str, n: &str| (a.to_owned(), n.to_owned());
+        let mut external = vec![pair("h:1", "a"), pair("h:1", "b"), pair("h:2", "a")];
+        forget(&mut external, "h:1", &["a".to_owned()]);
+        assert_eq!(external, [pair("h:1", "b"), pair("h:2", "a")]);
     }
 
     /// A command's server that outlives its shell (reaped on the orderly

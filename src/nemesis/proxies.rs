@@ -352,17 +352,23 @@ impl Proxies {
                 .filter(|l| l.api == api)
                 .map(|l| l.name.clone())
                 .collect();
-            let _ = self
-                .call(api, move |client| {
-                    client.reset()?;
-                    for n in names {
-                        if let Ok(p) = client.find_proxy(&n) {
-                            p.delete()?;
+            let deleted = self
+                .call(api, {
+                    let names = names.clone();
+                    move |client| {
+                        client.reset()?;
+                        for n in names {
+                            if let Ok(p) = client.find_proxy(&n) {
+                                p.delete()?;
+                            }
                         }
+                        Ok(())
                     }
-                    Ok(())
                 })
                 .await;
+            if deleted.is_ok() && self.children.is_empty() {
+                crate::children::deleted_on(&self.apis[api], &names);
+            }
         }
         for c in &mut self.children {
             let _ = Command::new("kill")
