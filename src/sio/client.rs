@@ -33,35 +33,6 @@ pub enum Incoming {
     Closed(CloseReason),
 }
 
-/// What the server sends ([`Incoming`]), in order, then one `Closed`.
-///
-/// The items travel boxed: a tokio channel keeps its first block of 32 slots
-/// for as long as it lives, and with the 88-byte `Incoming` that block was
-/// 2.9 KiB of every connected user's memory; boxes make it 0.3 KiB, for one
-/// small allocation per message (users_bench, README Performance).
-#[derive(Debug)]
-pub struct Inbox(pub(crate) mpsc::UnboundedReceiver<Box<Incoming>>);
-
-impl Inbox {
-    /// The next item; `None` once the connection task is gone.
-    pub async fn recv(&mut self) -> Option<Incoming> {
-        self.0.recv().await.map(|b| *b)
-    }
-
-    /// Polls for the next item; `None` once the connection task is gone.
-    pub fn poll_recv(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Incoming>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| *b))
-    }
-
-    /// The next item if one is already there.
-    pub fn try_recv(&mut self) -> Result<Incoming, mpsc::error::TryRecvError> {
-        self.0.try_recv().map(|b| *b)
-    }
-}
-
 /// Why a connection ended. The names follow socket.io-client's disconnect
 /// reasons, because the reconnection policy we reproduce keys off them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
 
-use super::client::{Client, CloseReason, Inbox, Incoming, Shared};
+use super::client::{Client, CloseReason, Incoming, Shared};
+use super::inbox::{Inbox, InboxSender};
 use super::engine::EnginePacket;
 use super::handshake::Ws;
 use super::packet::{BinaryAssembler, BinaryPacket, Packet, PacketType, encode_head};
@@ -68,7 +69,7 @@ pub(crate) struct Setup {
 /// Start the connection task; returns the handle and the incoming stream.
 pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
     let (commands, command_rx) = mpsc::channel(setup.command_capacity);
-    let (incoming_tx, incoming) = mpsc::unbounded_channel();
+    let (incoming_tx, incoming) = super::inbox::inbox();
     let shared = Arc::new(Shared {
         sid: setup.sid,
         namespace: setup.namespace,
@@ -94,7 +95,7 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
         let _ = conn.dispatch(packet);
     }
     tokio::spawn(Box::new(conn).run(stream, command_rx, setup.ping_deadline));
-    (Client { commands, shared }, Inbox(incoming))
+    (Client { commands, shared }, incoming)
 }
 
 struct Conn {
@@ -107,7 +108,7 @@ struct Conn {
     /// Pending-map size at which abandoned (timed-out) entries are swept.
     prune_at: usize,
     assembler: BinaryAssembler,
-    incoming: mpsc::UnboundedSender<Box<Incoming>>,
+    incoming: InboxSender,
     heartbeat: Duration,
 }
 
@@ -174,7 +175,7 @@ impl Conn {
         tracing::debug!(sid = %self.shared.sid, reason = reason.as_str(), "connection closed");
         // Dropping `pending` wakes every waiting emit_with_ack with Disconnected.
         self.pending.clear();
-        let _ = self.incoming.send(Box::new(Incoming::Closed(reason)));
+        self.incoming.send(Incoming::Closed(reason));
         // Dropping the receiver is what `Client::disconnect` waits for.
         drop(commands);
     }
@@ -261,12 +262,12 @@ impl Conn {
                     return Ok(()); // numeric event names: nothing we listen for
                 };
                 self.take_offset(&mut args);
-                let _ = self.incoming.send(Box::new(Incoming::Event {
+                self.incoming.send(Incoming::Event {
                     name,
                     args,
                     ack_id,
                     attachments,
-                }));
+                });
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let args = match packet.data {

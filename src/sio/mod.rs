@@ -27,13 +27,15 @@ mod conn;
 pub mod engine;
 pub mod error;
 pub mod handshake;
+mod inbox;
 pub mod packet;
 mod upgrade;
 
 #[cfg(test)]
 mod tests;
 
-pub use client::{AckError, Client, CloseReason, Inbox, Incoming, Recovery, SendError};
+pub use client::{AckError, Client, CloseReason, Incoming, Recovery, SendError};
+pub use inbox::Inbox;
 pub use engine::{EnginePacket, OpenPacket};
 pub use error::{ConnectError, Phase};
 pub use handshake::{ConnectInfo, ConnectOptions, Connection, PhaseTimings, connect};
