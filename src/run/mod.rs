@@ -337,9 +337,7 @@ async fn run_users(
         audience: audience.clone(),
         seed: plan.seed,
         run_tag: Ctx::new_run_tag(),
-        sends_from: plan
-            .sends_wait_for_ramp
-            .then(|| tokio::time::Instant::now() + ramp_length),
+        sends_from: plan.sends_wait_for_ramp.then_some(ramp_start + ramp_length),
     });
 
     let (interrupt_tx, mut interrupted) = watch::channel(false);

@@ -7,7 +7,7 @@
 //! and a flood of incoming frames must not delay our pongs. So writes go
 //! through a small outbox that a cancel-safe flush future drains, commands
 //! are only taken while the outbox has room (that is the backpressure on
-//! `emit`), and incoming events go to an unbounded channel (a slow consumer
+//! `emit`), and incoming events go to an unbounded inbox (a slow consumer
 //! must not make the server think we died).
 
 use std::collections::{HashMap, VecDeque};
@@ -25,9 +25,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
 
 use super::client::{Client, CloseReason, Incoming, Shared};
-use super::inbox::{Inbox, InboxSender};
 use super::engine::EnginePacket;
 use super::handshake::Ws;
+use super::inbox::{Inbox, InboxSender};
 use super::packet::{BinaryAssembler, BinaryPacket, Packet, PacketType, encode_head};
 
 /// Frames queued for the socket before we stop taking commands.

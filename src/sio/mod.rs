@@ -35,10 +35,10 @@ mod upgrade;
 mod tests;
 
 pub use client::{AckError, Client, CloseReason, Incoming, Recovery, SendError};
-pub use inbox::Inbox;
 pub use engine::{EnginePacket, OpenPacket};
 pub use error::{ConnectError, Phase};
 pub use handshake::{ConnectInfo, ConnectOptions, Connection, PhaseTimings, connect};
+pub use inbox::Inbox;
 pub use packet::{BinaryAssembler, BinaryPacket, Packet, PacketType};
 
 /// A packet that could not be decoded; carries a human-readable reason.
