@@ -53,6 +53,7 @@ impl Native {
             auth,
             timeout: self.ctx.reconnection.timeout,
             recovery: self.recovery.clone(),
+            listen: Some(self.ctx.listened.clone()),
             ..ConnectOptions::default()
         }
     }
