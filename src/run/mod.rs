@@ -338,12 +338,6 @@ async fn run_users(
         seed: plan.seed,
         run_tag: Ctx::new_run_tag(),
         sends_from: plan.sends_wait_for_ramp.then_some(ramp_start + ramp_length),
-        listened: {
-            let e = &plan.target.events;
-            [&e.message, &e.duplicate_connection, &e.server_shutdown]
-                .map(|n| n.clone())
-                .into()
-        },
     });
 
     let (interrupt_tx, mut interrupted) = watch::channel(false);

@@ -64,8 +64,6 @@ pub(crate) struct Setup {
     /// The recovery offset the previous connection ended with: kept until an
     /// event brings a newer one, as socket.io-client keeps `_lastOffset`.
     pub(crate) offset: Option<String>,
-    /// See `ConnectOptions::listen`.
-    pub(crate) listen: Option<Arc<[String]>>,
 }
 
 /// Start the connection task; returns the handle and the incoming stream.
@@ -90,7 +88,6 @@ pub(crate) fn spawn(ws: Ws, setup: Setup) -> (Client, Inbox) {
         assembler: BinaryAssembler::default(),
         incoming: incoming_tx,
         heartbeat: setup.heartbeat,
-        listen: setup.listen,
     };
     // Before anything the socket brings next, and through the same path, so
     // a replayed event's recovery offset is taken as any other's.
@@ -113,8 +110,6 @@ struct Conn {
     assembler: BinaryAssembler,
     incoming: InboxSender,
     heartbeat: Duration,
-    /// See `ConnectOptions::listen`.
-    listen: Option<Arc<[String]>>,
 }
 
 impl Conn {
@@ -202,19 +197,6 @@ impl Conn {
         Ok(())
     }
 
-    /// An event of our namespace that nobody listens to: dropped unread
-    /// (`ConnectOptions::listen`). Never while recovery is on, since then
-    /// every event carries an offset to take.
-    fn unheard(&self, packet: &str) -> bool {
-        let Some(listen) = &self.listen else {
-            return false;
-        };
-        self.shared.pid.is_none()
-            && event_name(packet).is_some_and(|(namespace, name)| {
-                namespace == self.shared.namespace && !listen.iter().any(|l| l == name)
-            })
-    }
-
     /// Handle one WebSocket frame; `Err` ends the connection.
     fn on_frame(
         &mut self,
@@ -231,7 +213,6 @@ impl Conn {
                         self.outbox.push_back(Message::text("3"));
                         ping_timer.as_mut().reset(Instant::now() + self.heartbeat);
                     }
-                    EnginePacket::Message(m) if self.unheard(m) => {}
                     EnginePacket::Message(m) => {
                         let packet = Packet::decode(m)
                             .map_err(|e| CloseReason::ParseError(e.to_string()))?;
@@ -415,50 +396,5 @@ fn transport_error(e: WsError) -> CloseReason {
             kind: io::ErrorKind::Other,
             message: other.to_string(),
         },
-    }
-}
-
-/// The namespace and name of a plain EVENT packet (`2["name",…]`,
-/// `2/chat,["name",…]`, `212["name",…]`), read without decoding its
-/// arguments; None for anything else, or a name with an escape in it
-/// (the full decode then decides).
-fn event_name(packet: &str) -> Option<(&str, &str)> {
-    let rest = packet.strip_prefix('2')?;
-    let (namespace, rest) = match rest.strip_prefix('/') {
-        Some(_) => rest.split_once(',')?,
-        None => ("/", rest),
-    };
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    let rest = rest.strip_prefix("[\"")?;
-    let end = rest.find(['"', '\\'])?;
-    (rest.as_bytes()[end] == b'"').then(|| (namespace, &rest[..end]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::event_name;
-
-    #[test]
-    fn event_names_are_read_without_decoding_the_arguments() {
-        assert_eq!(
-            event_name(r#"2["user:status",{"a":1}]"#),
-            Some(("/", "user:status"))
-        );
-        assert_eq!(event_name(r#"2/chat,["x",1]"#), Some(("/chat", "x")));
-        assert_eq!(
-            event_name(r#"212["x"]"#),
-            Some(("/", "x")),
-            "with an ack id"
-        );
-        assert_eq!(event_name(r#"2/chat,7["x"]"#), Some(("/chat", "x")));
-        // Not plain events, or names the full decoder must read.
-        assert_eq!(event_name(r#"3["x"]"#), None, "an ack");
-        assert_eq!(
-            event_name(r#"51-["x",{"_placeholder":true,"num":0}]"#),
-            None
-        );
-        assert_eq!(event_name(r#"2["a\"b",1]"#), None);
-        assert_eq!(event_name(r#"2[1,2]"#), None, "a numeric name");
-        assert_eq!(event_name("2"), None);
     }
 }

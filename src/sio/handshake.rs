@@ -7,7 +7,6 @@
 //! option; `connect` returns only once the server accepted the namespace.
 
 use std::io;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -49,14 +48,6 @@ pub struct ConnectOptions {
     /// Commands (emits) that may queue towards the connection task before
     /// `emit` waits: the backpressure point when the socket is stuck.
     pub command_capacity: usize,
-    /// The events the caller reads; any other is dropped before its
-    /// arguments are decoded (None: every event is delivered). A chat
-    /// server's presence notices (`user:status` on every arrival and
-    /// departure in each conversation) were a third as many frames as the
-    /// messages in a ramp, each decoded into JSON for nobody. Ignored while
-    /// connection-state recovery is on: every event then carries the offset
-    /// to resume from, which must be taken as socket.io-client takes it.
-    pub listen: Option<Arc<[String]>>,
 }
 
 impl Default for ConnectOptions {
@@ -71,7 +62,6 @@ impl Default for ConnectOptions {
             // socket.io's default maxPayload.
             max_message_size: 1_000_000,
             command_capacity: 64,
-            listen: None,
         }
     }
 }
@@ -179,7 +169,6 @@ pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Connection, Con
             command_capacity: opts.command_capacity.max(1),
             early: answer.early,
             offset: opts.recovery.as_ref().and_then(|r| r.offset.clone()),
-            listen: opts.listen.clone(),
         },
     );
     timings.total = started.elapsed();

@@ -48,9 +48,6 @@ pub struct Ctx {
     /// No first send before this instant (the ramp's end) when the plan
     /// says sends wait for the ramp; None: a user sends once it has joined.
     pub sends_from: Option<tokio::time::Instant>,
-    /// The server events a session reads (`Session::on_event`): its
-    /// connections drop any other unread (`ConnectOptions::listen`).
-    pub listened: Arc<[String]>,
 }
 
 impl Ctx {

@@ -53,7 +53,6 @@ impl Native {
             auth,
             timeout: self.ctx.reconnection.timeout,
             recovery: self.recovery.clone(),
-            listen: Some(self.ctx.listened.clone()),
             ..ConnectOptions::default()
         }
     }

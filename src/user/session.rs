@@ -425,7 +425,6 @@ impl User {
         }
     }
 
-    /// Reads only the events of `Ctx::listened`; keep the two in step.
     fn on_event(&mut self, name: &str, args: Vec<Value>) {
         if name == self.ctx.events.message {
             if let Some(m) = args.first() {

@@ -371,47 +371,6 @@ async fn binary_events_carry_their_attachments() {
     );
 }
 
-/// Events nobody listens to are dropped unread; with connection-state
-/// recovery on they are not, since each carries the offset to resume from.
-#[tokio::test]
-async fn events_nobody_listens_to_are_dropped_unless_recovery_is_on() {
-    let script = |answer: &'static str| {
-        move |mut ws: ServerWs| async move {
-            handshake(&mut ws, (25000, 20000), answer).await;
-            send(&mut ws, r#"42["user:status",{"userId":"u1"},"off-1"]"#).await;
-            send(&mut ws, r#"42["message:new",{"id":1},"off-2"]"#).await;
-            send(&mut ws, r#"42["user:status",{"userId":"u2"},"off-3"]"#).await;
-            send(&mut ws, r#"42["message:new",{"id":2},"off-4"]"#).await;
-            tokio::time::sleep(Duration::from_secs(10)).await;
-        }
-    };
-    let listening = ConnectOptions {
-        listen: Some(["message:new".to_owned()].into()),
-        ..opts(2000)
-    };
-    let names = |c: &mut crate::sio::Connection| {
-        let mut names = Vec::new();
-        while let Ok(Incoming::Event { name, .. }) = c.incoming.try_recv() {
-            names.push(name);
-        }
-        names
-    };
-
-    let url = fake(script(r#"40{"sid":"s"}"#)).await;
-    let mut c = connect(&url, &listening).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(names(&mut c), ["message:new", "message:new"]);
-
-    let url = fake(script(r#"40{"sid":"s","pid":"p1"}"#)).await;
-    let mut c = connect(&url, &listening).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(names(&mut c).len(), 4, "every event, for its offset");
-    assert_eq!(
-        c.client.recovery().unwrap().offset.as_deref(),
-        Some("off-4")
-    );
-}
-
 #[tokio::test]
 async fn client_disconnect_sends_41_then_closes() {
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
