@@ -81,7 +81,8 @@ fn each_event(users: u32, members: u32, messages: u32, mut f: impl FnMut(Event))
         let c = m % convs;
         let sender = c * members + (m / convs) % members;
         let t = 1_000 + m as u64 * 100;
-        let temp = format!("u{sender}-{m}");
+        // As a run writes them: with the run's tag (`Ctx::temp_id`).
+        let temp = format!("u{sender}-{m}.5eed7a95");
         let conversation = format!("c{c}");
         f(Event {
             t,
