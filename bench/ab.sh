@@ -5,6 +5,7 @@
 # seconds and peak RSS, then the medians. The machine is shared and noisy:
 # compare medians of several pairs, never one run.
 set -euo pipefail
+source "$(dirname "$0")/serve.sh"
 A=$(realpath "$1"); B=$(realpath "$2"); PAIRS=${3:-3}; N=${4:-5000}
 
 one() { # BINARY -> "cpu_s rss_mib"
@@ -23,11 +24,8 @@ send_rate = "1/10s"
 messages = 3
 message_size = 64
 EOT
-  "$bin" serve --listen 127.0.0.1:0 --db chat.db --users "$N" \
-    --conversations $((N / 10)) --members 10 --seed 1 > srv.out 2>/dev/null &
-  local sp=$!
-  for _ in $(seq 100); do grep -q listening srv.out && break; sleep 0.1; done
-  local url; url=http://$(sed -n 's/listening on \(\S*\).*/\1/p' srv.out | head -1)
+  serve "$bin" "$N"
+  local sp=$server_pid url=$server_url
   /usr/bin/time -f "%U %S %M" -o t.out "$bin" run sc.toml --target "$url" --reports rep -q > run.out 2>&1 || true
   kill "$sp"; wait "$sp" 2>/dev/null || true
   grep -q PASS run.out || { echo "not a PASS: $d/run.out" >&2; exit 1; }

@@ -6,6 +6,7 @@
 # system seconds and peak RSS (/usr/bin/time), and the server's CPU seconds
 # over the run (/proc/PID/stat). README, Performance, eighth pass.
 set -euo pipefail
+source "$(dirname "$(realpath "$0")")/serve.sh"
 BIN=$(realpath "${1:-target/release/reconnoiter}"); N=${2:-5000}; RATE=${3:-2000}
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT; cd "$d"
 cat > sc.toml <<EOT
@@ -20,11 +21,8 @@ conversations = $((N / 10))
 members = 10
 messages = 0
 EOT
-"$BIN" serve --listen 127.0.0.1:0 --db chat.db --users "$N" \
-  --conversations $((N / 10)) --members 10 --seed 1 > srv.out 2>/dev/null &
-sp=$!
-for _ in $(seq 100); do grep -q listening srv.out && break; sleep 0.1; done
-url=http://$(sed -n 's/listening on \(\S*\).*/\1/p' srv.out | head -1)
+serve "$BIN" "$N"
+sp=$server_pid url=$server_url
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$sp/stat"; }
 s0=$(cpu)
