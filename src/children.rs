@@ -100,10 +100,7 @@ pub fn watched_by_us(command: &mut std::process::Command) -> &mut std::process::
 /// parent-death signal would fire when the spawning *thread* ends, and
 /// restarts are spawned from short-lived blocking threads).
 pub fn exit_with_parent() {
-    let Some(parent) = std::env::var(PARENT_ENV)
-        .ok()
-        .and_then(|p| p.parse::<i32>().ok())
-    else {
+    let Some(parent) = parent_from_env() else {
         return;
     };
     let watch = move || {
@@ -113,7 +110,7 @@ pub fn exit_with_parent() {
                 eprintln!("the run that started this process (pid {parent}) is gone; exiting");
                 std::process::exit(1);
             }
-            std::thread::sleep(std::time::Duration::from_millis(250));
+            std::thread::sleep(WATCH_EVERY);
         }
     };
     if let Err(e) = std::thread::Builder::new()
@@ -121,6 +118,45 @@ pub fn exit_with_parent() {
         .spawn(watch)
     {
         tracing::warn!("cannot watch the parent run: {e}");
+    }
+}
+
+/// How often a watcher checks that the run is still there.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The run's pid, as [`watched_by_us`] passed it down.
+fn parent_from_env() -> Option<i32> {
+    std::env::var(PARENT_ENV).ok()?.parse().ok()
+}
+
+/// `reconnoiter guard-group --group PGID`, a process a run starts beside
+/// each `[target] command` it launches. A run killed by SIGKILL cleans
+/// nothing up, and the command (the user's own server, any process tree)
+/// cannot be asked to watch for that as the embedded server does. The guard
+/// does it for it: once the run is gone it SIGKILLs the command's process
+/// group; once the group is gone (the run stopped it) it exits.
+pub fn guard_group(group: i32) -> anyhow::Result<()> {
+    let Some(parent) = parent_from_env() else {
+        anyhow::bail!("guard-group is started by `reconnoiter run` ({PARENT_ENV} is not set)");
+    };
+    if group <= 1 {
+        anyhow::bail!("--group {group} is not a command's process group");
+    }
+    loop {
+        if !crate::target::managed::group_alive(group as u32) {
+            return Ok(());
+        }
+        // SAFETY: getppid has no preconditions and cannot fail.
+        if unsafe { libc::getppid() } != parent {
+            // SAFETY: kill(2) with a negative pid signals the process
+            // group; no memory is involved.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            eprintln!(
+                "the run that started this guard (pid {parent}) is gone; killed process group {group}"
+            );
+            return Ok(());
+        }
+        std::thread::sleep(WATCH_EVERY);
     }
 }
 

@@ -39,6 +39,14 @@ pub enum Command {
     /// Show, merge or compare run reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Internal: started by a run beside a `[target] command`; SIGKILLs the
+    /// command's process group if the run dies without stopping it.
+    #[command(hide = true)]
+    GuardGroup {
+        /// The command's process group (its shell's pid).
+        #[arg(long)]
+        group: i32,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +266,10 @@ pub fn execute(cli: Cli) -> Result<Exit> {
         }
         Command::Validate(args) => validate(&args),
         Command::Report(cmd) => report(cmd),
+        Command::GuardGroup { group } => {
+            crate::children::guard_group(group)?;
+            Ok(Exit::Pass)
+        }
     }
 }
 

@@ -19,6 +19,8 @@
 //! first) within [`START_BOUND`]; everything else it prints goes to
 //! `<run dir>/server.log`. A crash is SIGKILL to the group, a graceful stop
 //! SIGTERM (then SIGKILL after the grace period).
+//! A guard process (`children::guard_group`) SIGKILLs the group should the
+//! run die without stopping it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,10 @@ enum Launch {
     Command {
         command: String,
         env: Vec<(String, String)>,
+        /// Our own binary, started beside each launch as its guard
+        /// (`children::guard_group`): the command cannot watch for a
+        /// SIGKILLed run as the embedded server does.
+        guard: PathBuf,
     },
 }
 
@@ -61,7 +67,7 @@ impl Launch {
                 crate::children::watched_by_us(&mut c);
                 c
             }
-            Launch::Command { command, env } => {
+            Launch::Command { command, env, .. } => {
                 let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
                 let mut c = Command::new("sh");
                 c.args(["-c", command])
@@ -95,6 +101,7 @@ impl ManagedServer {
             Some(command) => Launch::Command {
                 command: command.clone(),
                 env: contract_env(plan, &db),
+                guard: binary.to_owned(),
             },
             None => Launch::Embedded {
                 binary: binary.to_owned(),
@@ -273,6 +280,9 @@ fn spawn(launch: &Launch, addr: &str, log: &Path) -> anyhow::Result<(Child, Stri
             .spawn()
             .with_context(|| format!("starting {}", launch.name()))?;
         crate::children::started(child.id(), matches!(launch, Launch::Command { .. }));
+        if let Launch::Command { guard, .. } = launch {
+            start_guard(guard, child.id());
+        }
         let stdout = child.stdout.take().expect("piped stdout");
         let listening = watch_stdout(stdout, log_file.try_clone()?);
         match listening.recv_timeout(START_BOUND) {
@@ -305,6 +315,28 @@ fn spawn(launch: &Launch, addr: &str, log: &Path) -> anyhow::Result<(Child, Stri
         log.display(),
         tail(log, 12)
     )
+}
+
+/// Starts `reconnoiter guard-group` for a command's process group just
+/// spawned; it exits by itself once the group is gone, and a thread of its
+/// own reaps it. Without one, a SIGKILLed run's command lives on.
+fn start_guard(binary: &Path, group: u32) {
+    let mut c = Command::new(binary);
+    c.args(["guard-group", "--group", &group.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match crate::children::watched_by_us(&mut c).spawn() {
+        Ok(mut guard) => {
+            crate::children::started(guard.id(), false);
+            std::thread::spawn(move || {
+                let _ = guard.wait();
+            });
+        }
+        Err(e) => tracing::warn!(
+            "cannot start {} guard-group ({e}): if this run is SIGKILLed, its [target] command will outlive it",
+            binary.display()
+        ),
+    }
 }
 
 /// Reads the server's stdout on a thread of its own: sends the address of
@@ -368,7 +400,7 @@ fn signal_group(pgid: u32, sig: &str) {
 
 /// Whether a process of the group is still running. Zombies do not count:
 /// an orphaned server is reaped by whoever adopted it, maybe never.
-fn group_alive(pgid: u32) -> bool {
+pub(crate) fn group_alive(pgid: u32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         // No procfs: ask kill, which counts zombies too.
         return Command::new("kill")

@@ -144,6 +144,17 @@ fn sigterm_writes_a_partial_report_marked_interrupted_and_stops_the_server() {
     }
 }
 
+/// A `[target] command` that is a process tree, as users' often are: a
+/// shell that ignores SIGTERM and loops, and the embedded server it started
+/// in the background.
+fn stubborn_command() -> String {
+    format!(
+        "{BIN} serve --listen $HOST:$PORT --db $RECONNOITER_DB --users $RECONNOITER_USERS \
+         --conversations $RECONNOITER_CONVERSATIONS --members $RECONNOITER_MEMBERS \
+         --seed $RECONNOITER_SEED & trap '' TERM; while :; do sleep 1; done"
+    )
+}
+
 /// `kill PID` twice: the second signal exits at once, without the orderly
 /// cleanup, and must still take the server and the cohort's proxy along
 /// (they get no signal of their own: only the harness's pid was named).
@@ -156,11 +167,7 @@ fn a_second_sigterm_exits_at_once_and_takes_the_server_and_proxies_along() {
     let reports = root.path().join("reports");
     let scenario = write_scenario(root.path());
     let text = std::fs::read_to_string(&scenario).unwrap();
-    let server = format!(
-        "{BIN} serve --listen $HOST:$PORT --db $RECONNOITER_DB --users $RECONNOITER_USERS \
-         --conversations $RECONNOITER_CONVERSATIONS --members $RECONNOITER_MEMBERS \
-         --seed $RECONNOITER_SEED & trap '' TERM; while :; do sleep 1; done"
-    );
+    let server = stubborn_command();
     // A cohort behind a proxy; its fault comes long after the signals.
     let text = format!(
         "{text}\n[target]\ncommand = '''{server}'''\n\n[[cohorts]]\nname = \"flaky\"\nusers = \"50%\"\n\n\
@@ -284,6 +291,44 @@ fn a_sigkilled_run_does_not_leave_its_server_and_proxy_behind() {
     wait_for_connected_users(&reports, Duration::from_secs(30));
     let helpers = children_of(child.id());
     assert!(helpers.len() >= 2, "server and proxy: {helpers:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while helpers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in helpers {
+        assert!(!alive(pid), "pid {pid} outlived the SIGKILLed run");
+    }
+}
+
+/// SIGKILL again, with a `[target] command`: the user's server cannot be
+/// asked to watch for the run's death, so the run starts a guard beside it
+/// (`reconnoiter guard-group`) that kills the command's process group once
+/// the run is gone. Without it, the shell and its server lived on.
+#[test]
+fn a_sigkilled_run_does_not_leave_its_target_command_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let reports = root.path().join("reports");
+    let scenario = write_scenario(root.path());
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let text = format!("{text}\n[target]\ncommand = '''{}'''\n", stubborn_command());
+    std::fs::write(&scenario, text).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "-q", "--reports"])
+        .arg(&reports)
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_connected_users(&reports, Duration::from_secs(30));
+    // The shell, the server it started, and the guard.
+    let mut helpers = children_of(child.id());
+    for pid in helpers.clone() {
+        helpers.extend(children_of(pid));
+    }
+    assert!(helpers.len() >= 3, "shell, server and guard: {helpers:?}");
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
