@@ -235,12 +235,12 @@ impl Checker {
     /// where this run stored nothing to compare with, a sync's fetch counts
     /// as history and a live one stays a phantom (a server's invention
     /// arrives live). A temp_id with this run's tag is never history.
+    /// Without a seq (a server that numbers nothing), only a temp_id that
+    /// an earlier run of this harness wrote (`u3-0.TAG`, another TAG) tells
+    /// history apart; anything else stays a phantom.
     fn before_run(&self, m: u32, e: &Event) -> bool {
         let crate::history::EventKind::Delivered {
-            seq: Some(seq),
-            via,
-            temp_id,
-            ..
+            seq, via, temp_id, ..
         } = &e.kind
         else {
             return false;
@@ -252,6 +252,9 @@ impl Checker {
         if ours {
             return false;
         }
+        let Some(seq) = seq else {
+            return temp_id.as_deref().is_some_and(is_harness_temp_id);
+        };
         let conv = self.messages.msgs[m as usize].conv;
         match self.messages.convs[conv as usize].first_seq {
             Some(first) => *seq < first,
@@ -311,4 +314,19 @@ impl Checker {
             );
         }
     }
+}
+
+/// A temp_id of the shape this harness writes: `NAME-N.TAG` (`u3-0.5eed7a95`).
+fn is_harness_temp_id(t: &str) -> bool {
+    let Some((head, tag)) = t.rsplit_once('.') else {
+        return false;
+    };
+    let Some((name, n)) = head.rsplit_once('-') else {
+        return false;
+    };
+    !name.is_empty()
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && !tag.is_empty()
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric())
 }

@@ -111,3 +111,57 @@ fn a_message_with_this_runs_tag_is_never_history() {
     assert!(v.kinds().is_empty(), "{:?}", v.violations);
     assert_eq!(v.excluded.before_run, 1);
 }
+
+/// A server that numbers nothing: no seq to compare, so only a temp_id an
+/// earlier run of this harness wrote (another tag) marks history, synced
+/// or replayed live; a message without that shape, or with this run's tag,
+/// is still a phantom.
+#[test]
+fn without_seq_only_an_earlier_runs_temp_id_is_history() {
+    let seqless = |h: Vec<Event>| {
+        h.into_iter()
+            .map(|mut e| {
+                match &mut e.kind {
+                    EventKind::Sent { temp_id, .. } | EventKind::Acked { temp_id, .. } => {
+                        *temp_id = "u0-0.t4g".into()
+                    }
+                    EventKind::Delivered { temp_id, seq, .. } => {
+                        *temp_id = Some("u0-0.t4g".into());
+                        *seq = None;
+                    }
+                    _ => {}
+                }
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+    let with = |temp: &str| {
+        let mut h = seqless(one_message(&[]));
+        h.push(delivered(150, 2, "m0", temp, "c0", "u1", None));
+        h.sort_by_key(|e| e.t);
+        check(3, &h)
+    };
+    for old in ["u1-0.0ld", "u1-17.5eed7a95"] {
+        let v = with(old);
+        assert!(v.kinds().is_empty(), "{old}: {:?}", v.violations);
+        assert_eq!(v.excluded.before_run, 1, "{old}");
+        assert_eq!(v.counts.owed, 3, "only m1 is owed");
+    }
+    for invented in [
+        "u1-0.t4g",
+        "phantom-m0",
+        "u1.0ld",
+        "-0.0ld",
+        "u1-x.0ld",
+        "u1-0.",
+    ] {
+        let v = with(invented);
+        assert_eq!(
+            v.kinds(),
+            vec![Guarantee::Phantoms],
+            "{invented}: {:?}",
+            v.violations
+        );
+        assert_eq!(v.excluded.before_run, 0, "{invented}");
+    }
+}
