@@ -16,8 +16,9 @@ pub struct Seen {
     /// Seqs first obtained by a sync: a live copy arriving later is the
     /// server's queued replay racing the sync, not a duplicate delivery.
     synced: SeqSet,
-    /// For servers that give no `seq`: the most recent ids, oldest first.
-    ids: VecDeque<String>,
+    /// For servers that give no `seq`: the most recent ids, oldest first,
+    /// each with whether a sync first obtained it (`synced`, by id).
+    ids: VecDeque<(String, bool)>,
     /// `createdAt` of the newest message seen: where the next sync starts.
     newest_at: Option<String>,
     newest_seq: Option<i64>,
@@ -41,9 +42,9 @@ impl Seen {
         let new = match seq {
             Some(s) => self.seqs.insert(s, Forgotten::Present),
             None => {
-                let new = !self.ids.iter().any(|i| i == id);
+                let new = !self.ids.iter().any(|(i, _)| i == id);
                 if new {
-                    self.ids.push_back(id.to_owned());
+                    self.ids.push_back((id.to_owned(), false));
                     if self.ids.len() > WINDOW {
                         self.ids.pop_front();
                     }
@@ -69,16 +70,28 @@ impl Seen {
         new
     }
 
-    /// Notes that `seq` was first obtained by a sync.
-    pub fn mark_synced(&mut self, seq: Option<i64>) {
-        if let Some(s) = seq {
-            self.synced.insert(s, Forgotten::Absent);
+    /// Notes that message `id` (`seq`) was first obtained by a sync.
+    pub fn mark_synced(&mut self, id: &str, seq: Option<i64>) {
+        match seq {
+            Some(s) => {
+                self.synced.insert(s, Forgotten::Absent);
+            }
+            None => {
+                if let Some(e) = self.ids.iter_mut().rev().find(|(i, _)| i == id) {
+                    e.1 = true;
+                }
+            }
         }
     }
 
-    /// True when this already-seen `seq` was first obtained by a sync.
-    pub fn came_by_sync(&self, seq: Option<i64>) -> bool {
-        seq.is_some_and(|s| self.synced.contains(s, Forgotten::Absent))
+    /// True when this already-seen message was first obtained by a sync:
+    /// by `seq`, or by id from a server that gives none (without this, the
+    /// queued replay racing a sync was a duplicate against such a server).
+    pub fn came_by_sync(&self, id: &str, seq: Option<i64>) -> bool {
+        match seq {
+            Some(s) => self.synced.contains(s, Forgotten::Absent),
+            None => self.ids.iter().any(|(i, synced)| *synced && i == id),
+        }
     }
 
     /// The `since` for a sync: the creation time of the newest message seen.
@@ -105,6 +118,25 @@ mod tests {
         let mut s = Seen::default();
         assert!(s.insert("a", None, Some("2026-01-01T00:00:00.001Z")));
         assert!(!s.insert("a", None, Some("2026-01-01T00:00:00.001Z")));
+    }
+
+    /// A live copy of what a sync fetched is the queued replay racing it,
+    /// with or without seq; a live-only message seen twice is not.
+    #[test]
+    fn what_a_sync_fetched_is_known_by_seq_or_by_id() {
+        let mut s = Seen::default();
+        assert!(s.insert("m1", Some(1), None));
+        s.mark_synced("m1", Some(1));
+        assert!(s.insert("m2", Some(2), None));
+        assert!(s.came_by_sync("m1", Some(1)));
+        assert!(!s.came_by_sync("m2", Some(2)));
+        let mut s = Seen::default();
+        assert!(s.insert("a", None, None));
+        s.mark_synced("a", None);
+        assert!(s.insert("b", None, None));
+        assert!(s.came_by_sync("a", None));
+        assert!(!s.came_by_sync("b", None));
+        assert!(!s.came_by_sync("never", None));
     }
 
     #[test]

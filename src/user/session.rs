@@ -455,9 +455,12 @@ impl User {
             Some(c) => {
                 let new = c.seen.insert(&id, seq, created_at);
                 if new && via == Via::Sync {
-                    c.seen.mark_synced(seq);
+                    c.seen.mark_synced(&id, seq);
                 }
-                (new, !new && via == Via::Live && c.seen.came_by_sync(seq))
+                (
+                    new,
+                    !new && via == Via::Live && c.seen.came_by_sync(&id, seq),
+                )
             }
             None => (true, false),
         };
