@@ -193,6 +193,11 @@ pub struct ServeArgs {
     /// Break one guarantee on purpose, to prove the harness catches it (repeatable).
     #[arg(long = "bug", value_enum)]
     pub bugs: Vec<Bug>,
+    /// Number nothing on the wire: no `seq` in messages and acks, no
+    /// `lastSeq` in conversations, as many chat servers are. Not a bug: the
+    /// harness must judge such a server by ids and times alone.
+    #[arg(long)]
+    pub no_seq: bool,
 }
 
 impl ServeArgs {
@@ -227,6 +232,7 @@ impl ServeArgs {
                 seed: self.seed,
             },
             bugs: self.bugs,
+            no_seq: self.no_seq,
         })
     }
 }

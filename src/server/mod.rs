@@ -91,6 +91,8 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     pub seed: Seed,
     pub bugs: Vec<Bug>,
+    /// Leave sequence numbers off the wire (`--no-seq`, see [`store::hide_seq`]).
+    pub no_seq: bool,
 }
 
 /// A server that has opened its database and bound its port, not yet serving.
@@ -180,6 +182,9 @@ pub async fn termination() {
 /// a parent process waits for), serves until SIGTERM/Ctrl-C.
 pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if config.no_seq {
+        store::hide_seq();
+    }
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         println!("listening on {}", server.local_addr());
@@ -189,7 +194,7 @@ pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
         // start and stop, restarts included.
         let c = &server.app.config;
         eprintln!(
-            "{} serving on {}: database {} ({}), ping {:?}/{:?}, tokens {:?}, bugs {:?}",
+            "{} serving on {}: database {} ({}), ping {:?}/{:?}, tokens {:?}, bugs {:?}{}",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             server.local_addr(),
             c.db.display(),
@@ -197,7 +202,8 @@ pub fn run_blocking(config: ServerConfig) -> anyhow::Result<()> {
             c.ping_interval,
             c.ping_timeout,
             c.token_ttl,
-            c.bugs
+            c.bugs,
+            if c.no_seq { ", no seq" } else { "" }
         );
         let stopping = async {
             termination().await;

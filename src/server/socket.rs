@@ -221,7 +221,7 @@ async fn send_message(
     if !app.bug(Bug::NoIdempotency) {
         match app.store().find_by_temp_id(&user, temp_id) {
             Ok(Some(m)) => {
-                let _ = ack.send(&json!({ "id": m.id, "seq": m.seq, "createdAt": m.created_at, "duplicate": true }));
+                let _ = ack.send(&ack_of(&m, true));
                 return;
             }
             Ok(None) => {}
@@ -282,6 +282,17 @@ async fn send_message(
         });
         let _ = io.to(conversation).emit("message:new", &fake).await;
     }
-    let _ =
-        ack.send(&json!({ "id": message.id, "seq": message.seq, "createdAt": message.created_at }));
+    let _ = ack.send(&ack_of(&message, false));
+}
+
+/// A send's ack: the stored message's id, seq (unless `--no-seq`) and time.
+fn ack_of(m: &super::store::Message, duplicate: bool) -> serde_json::Value {
+    let mut ack = json!({ "id": m.id, "createdAt": m.created_at });
+    if let Some(seq) = super::store::wire_seq(m.seq) {
+        ack["seq"] = seq.into();
+    }
+    if duplicate {
+        ack["duplicate"] = true.into();
+    }
+    ack
 }

@@ -34,6 +34,7 @@ pub struct Message {
     /// ISO 8601 with milliseconds, as JavaScript's `toISOString` writes it.
     #[serde(rename = "createdAt")]
     pub created_at: String,
+    #[serde(skip_serializing_if = "seq_hidden")]
     pub seq: i64,
     /// Milliseconds since the epoch; the `since` query compares on this.
     #[serde(skip)]
@@ -51,11 +52,31 @@ pub enum Since {
     Seq(i64),
 }
 
+/// Set once by `serve --no-seq`: the wire shape of a server that numbers
+/// nothing. Process-wide because it is a property of the server process
+/// and messages are serialised deep inside socketioxide's emit, where no
+/// configuration reaches; the store keeps its seqs either way.
+static SEQ_HIDDEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leaves `seq` and `lastSeq` off everything this process serialises.
+pub fn hide_seq() {
+    SEQ_HIDDEN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn seq_hidden(_: &i64) -> bool {
+    SEQ_HIDDEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `seq` for an ack: None (left out) under `--no-seq`.
+pub fn wire_seq(seq: i64) -> Option<i64> {
+    (!seq_hidden(&seq)).then_some(seq)
+}
+
 /// One conversation as `GET /api/conversations` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Conversation {
     pub id: String,
-    #[serde(rename = "lastSeq")]
+    #[serde(rename = "lastSeq", skip_serializing_if = "seq_hidden")]
     pub last_seq: i64,
     #[serde(rename = "joinedAt")]
     pub joined_at: String,

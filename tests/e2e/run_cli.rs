@@ -479,7 +479,28 @@ fn a_target_that_answers_but_is_no_chat_server_is_told_apart_from_unreachable() 
 /// history, not phantoms. Both runs pass with every delivery.
 #[test]
 fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
-    let server = small_server();
+    second_run_against_the_same_server(small_server());
+}
+
+/// The same against a server that numbers nothing (`serve --no-seq`): with
+/// no seq to compare, the first run's messages are told from phantoms by
+/// their temp_ids, which carry that run's tag. They used to be phantoms.
+#[test]
+fn a_second_run_against_a_server_without_seq_is_judged_on_its_own_messages() {
+    second_run_against_the_same_server(crate::common::ServerProcess::start(&[
+        "--users",
+        "20",
+        "--conversations",
+        "4",
+        "--members",
+        "5",
+        "--seed",
+        "7",
+        "--no-seq",
+    ]));
+}
+
+fn second_run_against_the_same_server(server: crate::common::ServerProcess) {
     let root = tempfile::tempdir().unwrap();
     let scenario = root.path().join("sc.toml");
     let flaky = r#"
