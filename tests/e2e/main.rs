@@ -23,6 +23,7 @@ mod report_files;
 mod run_cli;
 mod run_e2e;
 mod scenarios;
+mod seqless;
 mod server;
 mod server_bugs;
 mod shards;
