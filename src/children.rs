@@ -136,25 +136,38 @@ fn parent_from_env() -> Option<i32> {
 /// does it for it: once the run is gone it SIGKILLs the command's process
 /// group; once the group is gone (the run stopped it) it exits.
 pub fn guard_group(group: i32) -> anyhow::Result<()> {
+    let bad = |m: String| anyhow::Error::from(crate::exit::ExitError::bad_input(m));
     let Some(parent) = parent_from_env() else {
-        anyhow::bail!("guard-group is started by `reconnoiter run` ({PARENT_ENV} is not set)");
+        return Err(bad(format!(
+            "guard-group is started by `reconnoiter run` ({PARENT_ENV} is not set)"
+        )));
     };
     if group <= 1 {
-        anyhow::bail!("--group {group} is not a command's process group");
+        return Err(bad(format!(
+            "--group {group} is not a command's process group"
+        )));
     }
+    // SAFETY: getppid has no preconditions and cannot fail.
+    if guard(group, || unsafe { libc::getppid() } == parent) {
+        eprintln!(
+            "the run that started this guard (pid {parent}) is gone; killed process group {group}"
+        );
+    }
+    Ok(())
+}
+
+/// Watches `group` while `run_alive` says so; SIGKILLs it (and says true)
+/// once the run is gone, returns false once the group is.
+fn guard(group: i32, run_alive: impl Fn() -> bool) -> bool {
     loop {
         if !crate::target::managed::group_alive(group as u32) {
-            return Ok(());
+            return false;
         }
-        // SAFETY: getppid has no preconditions and cannot fail.
-        if unsafe { libc::getppid() } != parent {
+        if !run_alive() {
             // SAFETY: kill(2) with a negative pid signals the process
             // group; no memory is involved.
             unsafe { libc::kill(-group, libc::SIGKILL) };
-            eprintln!(
-                "the run that started this guard (pid {parent}) is gone; killed process group {group}"
-            );
-            return Ok(());
+            return true;
         }
         std::thread::sleep(WATCH_EVERY);
     }
@@ -225,6 +238,36 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(parent_of(1).is_some(), "init is alive");
+    }
+
+    /// The guard leaves a group alone while the run lives, kills all of
+    /// it once the run is gone, and ends by itself when the group does.
+    #[test]
+    fn the_guard_kills_the_group_only_once_the_run_is_gone() {
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let spawn = || {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut child = spawn();
+        let group = child.id() as i32;
+        let checks = std::sync::atomic::AtomicU32::new(0);
+        // The run is alive for three checks, then gone.
+        let killed = guard(group, || {
+            checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 3
+        });
+        assert!(killed);
+        assert_eq!(checks.into_inner(), 4);
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+
+        let mut child = spawn();
+        let group = child.id() as i32;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!guard(group, || true), "a gone group ends the guard");
     }
 
     /// Only the named proxies of that API are forgotten: the same name on
