@@ -32,7 +32,12 @@ fn run_against(root: &Path, target: &str) -> (std::process::Output, String) {
 
 /// A long-lived `reconnoiter serve`, seeded as run_e2e's SMALL is.
 fn small_server() -> crate::common::ServerProcess {
-    crate::common::ServerProcess::start(&[
+    small_server_with(&[])
+}
+
+/// The same server, with more flags (`--no-seq`).
+fn small_server_with(extra: &[&str]) -> crate::common::ServerProcess {
+    let mut args = vec![
         "--users",
         "20",
         "--conversations",
@@ -41,7 +46,9 @@ fn small_server() -> crate::common::ServerProcess {
         "5",
         "--seed",
         "7",
-    ])
+    ];
+    args.extend(extra);
+    crate::common::ServerProcess::start(&args)
 }
 
 /// The run folders under `reports` (none when it does not exist).
@@ -73,6 +80,26 @@ fn children_of(parent: u32) -> Vec<u32> {
 }
 
 /// Whether `pid` is still a live process (a zombie is not).
+/// `parent`'s children and theirs: a command's shell and what it started.
+fn children_and_grandchildren(parent: u32) -> Vec<u32> {
+    let mut out = children_of(parent);
+    for pid in out.clone() {
+        out.extend(children_of(pid));
+    }
+    out
+}
+
+/// Waits up to 5 s for every pid to be gone, then asserts it is.
+fn assert_gone(pids: Vec<u32>, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} outlived {after}");
+    }
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -184,10 +211,7 @@ fn a_second_sigterm_exits_at_once_and_takes_the_server_and_proxies_along() {
         .unwrap();
     wait_for_connected_users(&reports, Duration::from_secs(30));
     // The command's shell and the server under it, and the proxy.
-    let mut helpers = children_of(child.id());
-    for pid in helpers.clone() {
-        helpers.extend(children_of(pid));
-    }
+    let helpers = children_and_grandchildren(child.id());
     assert!(helpers.len() >= 3, "shell, server and proxy: {helpers:?}");
     let term = || {
         Command::new("kill")
@@ -202,13 +226,7 @@ fn a_second_sigterm_exits_at_once_and_takes_the_server_and_proxies_along() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(143), "{stderr}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while helpers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for pid in helpers {
-        assert!(!alive(pid), "pid {pid} outlived the harness's exit");
-    }
+    assert_gone(helpers, "the harness's exit");
 }
 
 /// A second signal skips the orderly cleanup, which used to leave the
@@ -293,13 +311,7 @@ fn a_sigkilled_run_does_not_leave_its_server_and_proxy_behind() {
     assert!(helpers.len() >= 2, "server and proxy: {helpers:?}");
     child.kill().unwrap();
     child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while helpers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for pid in helpers {
-        assert!(!alive(pid), "pid {pid} outlived the SIGKILLed run");
-    }
+    assert_gone(helpers, "the SIGKILLed run");
 }
 
 /// SIGKILL again, with a `[target] command`: the user's server cannot be
@@ -324,20 +336,11 @@ fn a_sigkilled_run_does_not_leave_its_target_command_behind() {
         .unwrap();
     wait_for_connected_users(&reports, Duration::from_secs(30));
     // The shell, the server it started, and the guard.
-    let mut helpers = children_of(child.id());
-    for pid in helpers.clone() {
-        helpers.extend(children_of(pid));
-    }
+    let helpers = children_and_grandchildren(child.id());
     assert!(helpers.len() >= 3, "shell, server and guard: {helpers:?}");
     child.kill().unwrap();
     child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while helpers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for pid in helpers {
-        assert!(!alive(pid), "pid {pid} outlived the SIGKILLed run");
-    }
+    assert_gone(helpers, "the SIGKILLed run");
 }
 
 /// `--toxiproxy` values that cannot work are named before any user starts:
@@ -487,17 +490,7 @@ fn a_second_run_against_the_same_server_is_judged_on_its_own_messages() {
 /// their temp_ids, which carry that run's tag. They used to be phantoms.
 #[test]
 fn a_second_run_against_a_server_without_seq_is_judged_on_its_own_messages() {
-    second_run_against_the_same_server(crate::common::ServerProcess::start(&[
-        "--users",
-        "20",
-        "--conversations",
-        "4",
-        "--members",
-        "5",
-        "--seed",
-        "7",
-        "--no-seq",
-    ]));
+    second_run_against_the_same_server(small_server_with(&["--no-seq"]));
 }
 
 fn second_run_against_the_same_server(server: crate::common::ServerProcess) {

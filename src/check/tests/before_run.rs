@@ -81,25 +81,8 @@ fn a_message_stored_before_the_run_is_history_not_a_phantom() {
 /// never history. An earlier run's tag, same seq, is history.
 #[test]
 fn a_message_with_this_runs_tag_is_never_history() {
-    let tagged = |h: Vec<Event>| {
-        h.into_iter()
-            .map(|mut e| {
-                match &mut e.kind {
-                    EventKind::Sent { temp_id, .. } | EventKind::Acked { temp_id, .. } => {
-                        *temp_id = "u0-0.t4g".into()
-                    }
-                    EventKind::Delivered { temp_id, seq, .. } => {
-                        *temp_id = Some("u0-0.t4g".into());
-                        *seq = Some(5);
-                    }
-                    _ => {}
-                }
-                e
-            })
-            .collect::<Vec<_>>()
-    };
     let with = |temp: &str| {
-        let mut h = tagged(one_message(&[]));
+        let mut h = retagged(one_message(&[]), Some(5));
         h.push(delivered(150, 2, "m0", temp, "c0", "u1", Some(4)));
         h.sort_by_key(|e| e.t);
         check(3, &h)
@@ -118,25 +101,8 @@ fn a_message_with_this_runs_tag_is_never_history() {
 /// is still a phantom.
 #[test]
 fn without_seq_only_an_earlier_runs_temp_id_is_history() {
-    let seqless = |h: Vec<Event>| {
-        h.into_iter()
-            .map(|mut e| {
-                match &mut e.kind {
-                    EventKind::Sent { temp_id, .. } | EventKind::Acked { temp_id, .. } => {
-                        *temp_id = "u0-0.t4g".into()
-                    }
-                    EventKind::Delivered { temp_id, seq, .. } => {
-                        *temp_id = Some("u0-0.t4g".into());
-                        *seq = None;
-                    }
-                    _ => {}
-                }
-                e
-            })
-            .collect::<Vec<_>>()
-    };
     let with = |temp: &str| {
-        let mut h = seqless(one_message(&[]));
+        let mut h = retagged(one_message(&[]), None);
         h.push(delivered(150, 2, "m0", temp, "c0", "u1", None));
         h.sort_by_key(|e| e.t);
         check(3, &h)
@@ -164,4 +130,25 @@ fn without_seq_only_an_earlier_runs_temp_id_is_history() {
         );
         assert_eq!(v.excluded.before_run, 0, "{invented}");
     }
+}
+
+/// `one_message`'s send as this run's (`u0-0.t4g`), its deliveries with `seq`.
+fn retagged(h: Vec<Event>, seq: Option<i64>) -> Vec<Event> {
+    h.into_iter()
+        .map(|mut e| {
+            match &mut e.kind {
+                EventKind::Sent { temp_id, .. } | EventKind::Acked { temp_id, .. } => {
+                    *temp_id = "u0-0.t4g".into()
+                }
+                EventKind::Delivered {
+                    temp_id, seq: s, ..
+                } => {
+                    *temp_id = Some("u0-0.t4g".into());
+                    *s = seq;
+                }
+                _ => {}
+            }
+            e
+        })
+        .collect()
 }
